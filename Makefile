@@ -1,0 +1,53 @@
+# `make run` serves the API for development; `make test` runs the whole suite.
+# Both start from a fresh clone: they create .venv and install what they need.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# `make test` uses DATABASE_URL if set, else this local PostgreSQL if it answers,
+# else SQLite (where the PostgreSQL-only tests skip, saying why).
+LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format migrate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+run: $(VENV)/.runtime-installed
+	export DEBUG="$${DEBUG:-true}"; \
+	$(BIN)/python manage.py migrate --noinput && \
+	$(BIN)/python manage.py ensure_superuser && \
+	exec $(BIN)/python manage.py runserver "$(HOST):$(PORT)"
+
+migrate: $(VENV)/.runtime-installed
+	DEBUG="$${DEBUG:-true}" $(BIN)/python manage.py migrate --noinput
+
+test: $(VENV)/.dev-installed
+	@if [ -z "$$DATABASE_URL" ] && $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
+		export DATABASE_URL="$(LOCAL_POSTGRES_URL)"; \
+	fi; \
+	echo "Testing against $${DATABASE_URL:-SQLite (set DATABASE_URL for PostgreSQL)}"; \
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles

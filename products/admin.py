@@ -1,0 +1,109 @@
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.template.response import TemplateResponse
+
+from . import selectors, services
+from .models import MAX_STOCK, Product
+
+
+class BelowRequirementFilter(admin.SimpleListFilter):
+    title = "below requirement"
+    parameter_name = "below_requirement"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        below = selectors.below_requirement(queryset)
+        if self.value() == "yes":
+            return below
+        if self.value() == "no":
+            return queryset.exclude(pk__in=below.values("pk"))
+        return queryset
+
+
+class StockQuantityForm(forms.Form):
+    quantity = forms.IntegerField(min_value=1, max_value=MAX_STOCK, initial=1)
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = [
+        "sku",
+        "name",
+        "stock_quantity",
+        "low_stock_threshold",
+        "below_requirement",
+        "price",
+        "updated_at",
+    ]
+    list_display_links = ["sku", "name"]
+    list_filter = [BelowRequirementFilter]
+    search_fields = ["sku", "name"]
+    ordering = ["sku"]
+    list_per_page = 50
+    show_full_result_count = False
+    actions = ["increment_stock", "decrement_stock"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    @admin.display(boolean=True, description="Below requirement")
+    def below_requirement(self, product: Product) -> bool:
+        return product.is_below_requirement
+
+    def get_readonly_fields(self, request, obj=None):
+        # Stock of an existing product moves only through the stock actions.
+        if obj is not None:
+            return ["stock_quantity", *self.readonly_fields]
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        """Save through the services, as the API does: the row is locked while it changes."""
+        if change:
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            saved = services.update_product(product_id=obj.pk, changes=changes)
+        else:
+            saved = services.create_product(**form.cleaned_data)
+        obj.pk = saved.pk
+        obj.created_at, obj.updated_at = saved.created_at, saved.updated_at
+
+    @admin.action(description="Increment stock of selected products", permissions=["change"])
+    def increment_stock(self, request, queryset):
+        return self._stock_action(request, queryset, services.increment_stock, "increment")
+
+    @admin.action(description="Decrement stock of selected products", permissions=["change"])
+    def decrement_stock(self, request, queryset):
+        return self._stock_action(request, queryset, services.decrement_stock, "decrement")
+
+    def _stock_action(self, request, queryset, operation, verb: str):
+        """Ask for a quantity, then apply it to each selected product through the service."""
+        form = StockQuantityForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"{verb.capitalize()} stock",
+                "opts": self.model._meta,
+                "products": queryset,
+                "form": form,
+                "action": request.POST["action"],
+                "verb": verb,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/products/product/stock_action.html", context)
+
+        quantity = form.cleaned_data["quantity"]
+        done = 0
+        for product in queryset.order_by("pk"):
+            try:
+                operation(product_id=product.pk, quantity=quantity)
+            except services.InventoryError as exc:
+                self.message_user(request, f"{product.sku}: {exc.message}", messages.ERROR)
+            except Product.DoesNotExist:
+                self.message_user(request, f"{product.sku}: deleted meanwhile.", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(
+                request, f"Stock {verb}ed by {quantity} on {done} product(s).", messages.SUCCESS
+            )
+        return None

@@ -1,0 +1,163 @@
+"""Every error as an RFC 9457 problem document, mapped from exceptions in one place.
+
+    {"type": "urn:inventory:problem:insufficient_stock", "title": "Conflict",
+     "status": 409, "detail": "Insufficient stock: 5 requested but only 3 available.",
+     "code": "insufficient_stock", "instance": "/api/products/7/decrement/",
+     "available": 3, "requested": 5}
+
+`code` is the stable, machine-readable name of the problem; validation errors add
+`errors`, a map of field name to messages.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .services import DuplicateSku, InsufficientStock, InventoryError, StockLimitExceeded
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+DOMAIN_STATUS = {
+    InsufficientStock: HTTPStatus.CONFLICT,
+    StockLimitExceeded: HTTPStatus.CONFLICT,
+}
+
+
+def problem(
+    status: int, code: str, detail: str, *, instance: str = "", **extra: Any
+) -> dict[str, Any]:
+    """The body of a problem response."""
+    body = {
+        "type": f"urn:inventory:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return body
+
+
+def problem_exception_handler(exc: Exception, context: dict) -> Response:
+    """DRF's EXCEPTION_HANDLER: turn any exception into a problem response."""
+    request = context.get("request")
+    instance = request.path if request is not None else ""
+    if isinstance(exc, DuplicateSku):
+        exc = exceptions.ValidationError({"sku": [exc.message]}, code="unique")
+    elif isinstance(exc, (Http404, ObjectDoesNotExist)):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    if isinstance(exc, InventoryError):
+        status = DOMAIN_STATUS.get(type(exc), HTTPStatus.BAD_REQUEST)
+        body = problem(status, exc.code, exc.message, instance=instance, **exc.extra)
+        response = Response(body, status=status)
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("Database unavailable: %s", exc)
+        response = _database_unavailable(instance)
+    else:
+        response = drf_exception_handler(exc, context)
+        if response is None:
+            logger.error("Unhandled error on %s", instance, exc_info=exc)
+            response = Response(_server_error(instance), status=500)
+        else:
+            response.data = _problem_from_api_exception(exc, response.status_code, instance)
+
+    if _wants_json(request):
+        response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def _problem_from_api_exception(
+    exc: exceptions.APIException, status: int, instance: str
+) -> dict[str, Any]:
+    if isinstance(exc, exceptions.ValidationError):
+        errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return problem(
+            status,
+            "validation_error",
+            "The request is invalid: see `errors` for each field.",
+            instance=instance,
+            errors=errors,
+        )
+    code = exc.get_codes()
+    code = code if isinstance(code, str) else exc.default_code
+    extra = {"retry_after": exc.wait} if isinstance(exc, exceptions.Throttled) else {}
+    return problem(status, code, str(exc.detail), instance=instance, **extra)
+
+
+def _server_error(instance: str) -> dict[str, Any]:
+    return problem(
+        500,
+        "server_error",
+        "An unexpected error occurred; it has been logged.",
+        instance=instance,
+    )
+
+
+def _database_unavailable(instance: str) -> Response:
+    body = problem(
+        503,
+        "database_unavailable",
+        "The database is unavailable; retry shortly.",
+        instance=instance,
+    )
+    return Response(body, status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+
+
+def _wants_json(request) -> bool:
+    renderer = getattr(request, "accepted_renderer", None)
+    return renderer is None or renderer.format == "json"
+
+
+# Django-level handlers, for URLs no DRF view answers.
+
+
+def _problem_response(request: HttpRequest, status: int, code: str, detail: str) -> JsonResponse:
+    return JsonResponse(
+        problem(status, code, detail, instance=request.path),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def api_not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+    """Unknown URLs under /api/: a JSON 404, even with DEBUG on."""
+    return _problem_response(request, 404, "not_found", "No endpoint matches this URL.")
+
+
+def _is_admin(request: HttpRequest) -> bool:
+    return request.path.startswith("/admin/")
+
+
+def handler400(request: HttpRequest, exception=None):
+    if _is_admin(request):
+        return defaults.bad_request(request, exception)
+    return _problem_response(request, 400, "bad_request", "The request could not be understood.")
+
+
+def handler404(request: HttpRequest, exception=None):
+    if _is_admin(request):
+        return defaults.page_not_found(request, exception)
+    return api_not_found(request)
+
+
+def handler500(request: HttpRequest):
+    if _is_admin(request):
+        return defaults.server_error(request)
+    return JsonResponse(_server_error(request.path), status=500, content_type=PROBLEM_CONTENT_TYPE)

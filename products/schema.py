@@ -1,0 +1,55 @@
+"""OpenAPI documentation of the problem responses every endpoint can give."""
+
+from .errors import PROBLEM_CONTENT_TYPE
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "An RFC 9457 problem document.",
+    "properties": {
+        "type": {"type": "string", "example": "urn:inventory:problem:insufficient_stock"},
+        "title": {"type": "string", "example": "Conflict"},
+        "status": {"type": "integer", "example": 409},
+        "detail": {"type": "string", "description": "What went wrong, for people."},
+        "code": {
+            "type": "string",
+            "description": "Stable machine-readable name of the problem, e.g. "
+            "`validation_error`, `parse_error`, `not_found`, `insufficient_stock`.",
+        },
+        "instance": {"type": "string", "description": "The request path."},
+        "errors": {
+            "type": "object",
+            "description": "Validation errors: field name to a list of messages.",
+            "additionalProperties": True,
+        },
+        "available": {"type": "integer", "description": "Units in stock (stock conflicts)."},
+        "requested": {"type": "integer", "description": "Units asked for (stock conflicts)."},
+    },
+    "required": ["type", "title", "status", "detail", "code"],
+}
+
+ERROR_DESCRIPTIONS = {
+    "400": "Invalid input: `validation_error` with per-field `errors` (including unknown "
+    "or repeated query parameters), or `parse_error` for a body that is not JSON.",
+    "404": "`not_found`: no product has this id.",
+    "415": "`unsupported_media_type`: the body must be `application/json`.",
+}
+
+
+def document_problem_responses(result, generator, request, public):
+    """Postprocessing hook: give every operation its error responses as problem JSON."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    problem_content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in result.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            expected = ["400"]
+            if "{" in path:
+                expected.append("404")
+            if "requestBody" in operation:
+                expected.append("415")
+            for status in expected:
+                responses.setdefault(status, {"description": ERROR_DESCRIPTIONS[status]})
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = problem_content
+    return result

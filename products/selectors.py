@@ -1,0 +1,23 @@
+"""Read-side queries worth naming."""
+
+from django.db.models import F, QuerySet, Value
+from django.db.models.functions import Lower
+
+from .models import Product
+
+
+def below_requirement(queryset: QuerySet[Product] | None = None) -> QuerySet[Product]:
+    """Products whose stock is at or below their low-stock threshold."""
+    queryset = Product.objects.all() if queryset is None else queryset
+    return queryset.filter(stock_quantity__lte=F("low_stock_threshold"))
+
+
+def sku_taken(sku: str, *, exclude_id: int | None = None) -> bool:
+    """Whether another product already uses this SKU, ignoring case.
+
+    Compares LOWER(sku) so the lookup can use the unique index on that expression.
+    """
+    queryset = Product.objects.alias(sku_lower=Lower("sku")).filter(sku_lower=Lower(Value(sku)))
+    if exclude_id is not None:
+        queryset = queryset.exclude(pk=exclude_id)
+    return queryset.exists()

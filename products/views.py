@@ -1,0 +1,110 @@
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+
+from . import selectors, services
+from .models import Product
+from .serializers import ProductSerializer, StockChangeSerializer
+
+MAX_ID = 2**63 - 1  # the id column is a 64-bit integer
+
+STOCK_CONFLICT = OpenApiResponse(
+    description="Not enough stock (`insufficient_stock`, with `available`), or the "
+    "result would exceed the largest storable quantity (`stock_limit_exceeded`). "
+    "Nothing changed.",
+)
+
+
+class StrictQueryParamsMixin:
+    """Answer unknown or repeated query parameters with a 400 instead of ignoring them.
+
+    The parameters a view accepts are the ones it documents: its paginator's and its
+    filter backends' for list-like GETs, and `format` everywhere.
+    """
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        allowed = self.allowed_query_params()
+        errors = {}
+        for name, values in request.query_params.lists():
+            if name not in allowed:
+                errors[name] = ["Unknown query parameter."]
+            elif len(values) > 1:
+                errors[name] = ["Give this parameter once."]
+        if errors:
+            raise ValidationError(errors)
+
+    def allowed_query_params(self) -> set[str]:
+        allowed = {"format"}
+        if not self.detail and self.request.method == "GET":
+            sources = [backend() for backend in self.filter_backends]
+            if self.paginator is not None:
+                sources.append(self.paginator)
+            for source in sources:
+                allowed.update(p["name"] for p in source.get_schema_operation_parameters(self))
+        return allowed
+
+
+class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
+    """Products and their stock.
+
+    Stock changes go through `services`, which lock the product row: the initial
+    stock on create, a direct set by PUT/PATCH, and the increment/decrement actions.
+    """
+
+    queryset = Product.objects.order_by("id")
+    serializer_class = ProductSerializer
+    lookup_value_regex = "[0-9]+"
+
+    def get_object(self):
+        self._product_id()  # a 404 for ids past the column's range, before any query
+        return super().get_object()
+
+    def perform_create(self, serializer):
+        serializer.instance = services.create_product(**serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.update_product(
+            product_id=serializer.instance.pk, changes=serializer.validated_data
+        )
+
+    @extend_schema(
+        summary="Add stock",
+        request=StockChangeSerializer,
+        responses={200: ProductSerializer},
+    )
+    @action(detail=True, methods=["post", "patch"])
+    def increment(self, request, pk=None):
+        return self._change_stock(request, services.increment_stock)
+
+    @extend_schema(
+        summary="Remove stock",
+        description="Refused with 409 if it would take stock below zero.",
+        request=StockChangeSerializer,
+        responses={200: ProductSerializer, 409: STOCK_CONFLICT},
+    )
+    @action(detail=True, methods=["post", "patch"])
+    def decrement(self, request, pk=None):
+        return self._change_stock(request, services.decrement_stock)
+
+    @extend_schema(summary="Products at or below their low-stock threshold")
+    @action(detail=False, methods=["get"])
+    def below_requirement(self, request):
+        queryset = selectors.below_requirement(self.filter_queryset(self.get_queryset()))
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def _change_stock(self, request, operation):
+        """Validate the body, then let the service lock, check and write the row."""
+        body = StockChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        product = operation(product_id=self._product_id(), quantity=body.validated_data["quantity"])
+        return Response(ProductSerializer(product).data)
+
+    def _product_id(self) -> int:
+        pk = self.kwargs["pk"]
+        if len(pk) > len(str(MAX_ID)) or int(pk) > MAX_ID:
+            raise NotFound()
+        return int(pk)
