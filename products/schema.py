@@ -1,5 +1,7 @@
 """OpenAPI documentation of the problem responses every endpoint can give."""
 
+from drf_spectacular.openapi import AutoSchema
+
 from .errors import PROBLEM_CONTENT_TYPE
 
 PROBLEM_SCHEMA = {
@@ -53,3 +55,20 @@ def document_problem_responses(result, generator, request, public):
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = problem_content
     return result
+
+
+class InventoryAutoSchema(AutoSchema):
+    """drf-spectacular's schema, except that a PATCH on an action is not a partial update.
+
+    The stock actions accept PATCH as an alias of POST (the original service used
+    PATCH) with the very same, complete body; only `partial_update` is partial.
+    """
+
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        if self.method != "PATCH" or getattr(self.view, "action", None) == "partial_update":
+            return super()._get_request_for_media_type(serializer, direction)
+        self.method = "POST"
+        try:
+            return super()._get_request_for_media_type(serializer, direction)
+        finally:
+            self.method = "PATCH"

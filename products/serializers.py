@@ -46,6 +46,8 @@ class StrictSerializer(serializers.Serializer):
 
 
 class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
+    """A product and its stock."""
+
     sku = StrictCharField(
         max_length=64,
         validators=[no_control_characters],
@@ -97,6 +99,8 @@ class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
 
 
 class StockChangeSerializer(StrictSerializer):
+    """How many units to add or remove."""
+
     quantity = StrictIntegerField(
         min_value=1, max_value=MAX_STOCK, help_text="Units to add or remove (≥ 1)."
     )

@@ -1,4 +1,4 @@
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -47,16 +47,19 @@ class StrictQueryParamsMixin:
         return allowed
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List products"),
+    create=extend_schema(summary="Create a product, with its initial stock"),
+    retrieve=extend_schema(summary="Get a product"),
+    update=extend_schema(summary="Replace a product's fields (stock included)"),
+    partial_update=extend_schema(summary="Change some of a product's fields"),
+    destroy=extend_schema(summary="Delete a product"),
+)
 class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
-    """Products and their stock.
-
-    Stock changes go through `services`, which lock the product row: the initial
-    stock on create, a direct set by PUT/PATCH, and the increment/decrement actions.
-    """
-
+    # Stock changes go through `services`, which lock the product row: the initial
+    # stock on create, a direct set by PUT/PATCH, and the increment/decrement actions.
     queryset = Product.objects.order_by("id")
     serializer_class = ProductSerializer
-    lookup_value_regex = "[0-9]+"
 
     def get_object(self):
         self._product_id()  # a 404 for ids past the column's range, before any query
@@ -89,7 +92,11 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
     def decrement(self, request, pk=None):
         return self._change_stock(request, services.decrement_stock)
 
-    @extend_schema(summary="Products at or below their low-stock threshold")
+    @extend_schema(
+        summary="Products at or below their low-stock threshold",
+        description="Products with `stock_quantity <= low_stock_threshold`, paginated.",
+        responses={200: ProductSerializer(many=True)},
+    )
     @action(detail=False, methods=["get"])
     def below_requirement(self, request):
         queryset = selectors.below_requirement(self.filter_queryset(self.get_queryset()))
@@ -104,7 +111,10 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         return Response(ProductSerializer(product).data)
 
     def _product_id(self) -> int:
+        """The product id from the URL; a 404 for anything no product can have."""
         pk = self.kwargs["pk"]
-        if len(pk) > len(str(MAX_ID)) or int(pk) > MAX_ID:
+        if not (pk.isascii() and pk.isdigit() and len(pk) <= len(str(MAX_ID))):
+            raise NotFound()
+        if int(pk) > MAX_ID:
             raise NotFound()
         return int(pk)

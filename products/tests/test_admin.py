@@ -1,0 +1,152 @@
+"""The Django admin, through the Django test client as warehouse staff would use it."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from products.models import Product
+
+from .conftest import make_product
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/products/product/"
+
+
+@pytest.fixture
+def admin_client(client):
+    user = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-12345-xyz")
+    client.force_login(user)
+    return client
+
+
+def run_action(admin_client, action: str, products, quantity=None):
+    data = {"action": action, "_selected_action": [p.pk for p in products]}
+    if quantity is not None:
+        data.update(apply="1", quantity=quantity)
+    return admin_client.post(CHANGELIST, data, follow=quantity is not None)
+
+
+def test_changelist_shows_stock_threshold_and_below_requirement_flag(admin_client):
+    make_product(sku="LOW-1", stock_quantity=1, low_stock_threshold=5)
+    make_product(sku="OK-1", stock_quantity=9, low_stock_threshold=5)
+
+    response = admin_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "LOW-1" in html
+    assert "OK-1" in html
+    assert "Below requirement" in html
+    assert 'alt="True"' in html
+    assert 'alt="False"' in html
+
+
+@pytest.mark.parametrize(("value", "expected"), [("yes", {"LOW-1"}), ("no", {"OK-1"})])
+def test_below_requirement_filter(admin_client, value, expected):
+    make_product(sku="LOW-1", stock_quantity=1, low_stock_threshold=5)
+    make_product(sku="OK-1", stock_quantity=9, low_stock_threshold=5)
+
+    response = admin_client.get(CHANGELIST, {"below_requirement": value})
+
+    shown = {p.sku for p in response.context["cl"].result_list}
+    assert shown == expected
+
+
+def test_search_by_sku_and_name(admin_client):
+    make_product(sku="FORK-7", name="Forklift battery")
+    make_product(sku="TAPE-1", name="Packing tape")
+
+    by_sku = admin_client.get(CHANGELIST, {"q": "fork-7"}).context["cl"].result_list
+    by_name = admin_client.get(CHANGELIST, {"q": "tape"}).context["cl"].result_list
+
+    assert [p.sku for p in by_sku] == ["FORK-7"]
+    assert [p.sku for p in by_name] == ["TAPE-1"]
+
+
+def test_stock_action_first_asks_for_the_quantity(admin_client):
+    product = make_product(sku="A-1", stock_quantity=3)
+
+    response = run_action(admin_client, "increment_stock", [product])
+
+    assert response.status_code == 200
+    assert b'name="quantity"' in response.content
+    assert b"A-1" in response.content
+    product.refresh_from_db()
+    assert product.stock_quantity == 3
+
+
+def test_increment_action_adds_to_each_selected_product(admin_client):
+    products = [make_product(stock_quantity=3), make_product(stock_quantity=10)]
+
+    response = run_action(admin_client, "increment_stock", products, quantity=4)
+
+    assert response.status_code == 200
+    assert [Product.objects.get(pk=p.pk).stock_quantity for p in products] == [7, 14]
+    assert "Stock incremented by 4 on 2 product(s)." in response.content.decode()
+
+
+def test_decrement_action_reports_insufficient_stock_and_changes_only_what_it_can(admin_client):
+    enough = make_product(sku="ENOUGH", stock_quantity=10)
+    short = make_product(sku="SHORT", stock_quantity=2)
+
+    response = run_action(admin_client, "decrement_stock", [enough, short], quantity=5)
+
+    html = response.content.decode()
+    assert "SHORT: Insufficient stock: 5 requested but only 2 available." in html
+    assert "Stock decremented by 5 on 1 product(s)." in html
+    assert Product.objects.get(pk=enough.pk).stock_quantity == 5
+    assert Product.objects.get(pk=short.pk).stock_quantity == 2
+
+
+@pytest.mark.parametrize("quantity", ["0", "-3", "abc", ""])
+def test_stock_action_with_a_bad_quantity_shows_the_form_again(admin_client, quantity):
+    product = make_product(stock_quantity=3)
+
+    response = run_action(admin_client, "decrement_stock", [product], quantity=quantity)
+
+    assert response.status_code == 200
+    assert response.context["form"].errors
+    product.refresh_from_db()
+    assert product.stock_quantity == 3
+
+
+def test_add_form_creates_a_product_with_initial_stock(admin_client):
+    data = {
+        "sku": "NEW-1",
+        "name": "New",
+        "description": "",
+        "price": "1.00",
+        "stock_quantity": "12",
+        "low_stock_threshold": "3",
+    }
+
+    response = admin_client.post(f"{CHANGELIST}add/", data)
+
+    assert response.status_code == 302
+    assert Product.objects.get(sku="NEW-1").stock_quantity == 12
+
+
+def test_add_form_refuses_a_duplicate_sku_ignoring_case(admin_client):
+    make_product(sku="dup-1")
+    data = {"sku": "DUP-1", "name": "x", "price": "0", "stock_quantity": "0"}
+    data["low_stock_threshold"] = "0"
+
+    response = admin_client.post(f"{CHANGELIST}add/", data)
+
+    assert response.status_code == 200
+    assert "A product with this SKU already exists." in response.content.decode()
+    assert Product.objects.count() == 1
+
+
+def test_change_form_shows_stock_read_only_and_saves_other_fields(admin_client):
+    product = make_product(sku="EDIT-1", name="Before", stock_quantity=8)
+    url = f"{CHANGELIST}{product.pk}/change/"
+    assert b'name="stock_quantity"' not in admin_client.get(url).content
+
+    data = {"sku": "EDIT-1", "name": "After", "description": "", "price": "2.50"}
+    data.update(low_stock_threshold="4", stock_quantity="999")
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 302
+    product.refresh_from_db()
+    assert (product.name, product.low_stock_threshold, product.stock_quantity) == ("After", 4, 8)

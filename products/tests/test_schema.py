@@ -1,0 +1,42 @@
+import pytest
+from django.core.management import call_command
+
+pytestmark = pytest.mark.django_db
+
+
+def test_schema_validates_with_no_warnings(tmp_path):
+    # --fail-on-warn turns any warning into a SystemExit, so this fails on a warning.
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", tmp_path / "s.yaml")
+
+    assert "openapi: 3" in (tmp_path / "s.yaml").read_text()
+
+
+def test_schema_is_served_and_documents_the_stock_actions(api_client):
+    response = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+
+    assert response.status_code == 200
+    schema = response.json()
+    decrement = schema["paths"]["/api/products/{id}/decrement/"]
+    for method in ("post", "patch"):
+        operation = decrement[method]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert body["$ref"].endswith("/StockChangeRequest")
+        assert {"200", "400", "404", "409", "415"} <= operation["responses"].keys()
+        conflict = operation["responses"]["409"]["content"]
+        assert conflict["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
+    quantity = schema["components"]["schemas"]["StockChangeRequest"]["properties"]["quantity"]
+    assert quantity["minimum"] == 1
+    below = schema["paths"]["/api/products/below_requirement/"]["get"]
+    assert below["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/PaginatedProductList"
+    )
+
+
+def test_docs_page_serves_swagger_ui_from_local_static_files(client):
+    response = client.get("/api/docs/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
+    assert "cdn" not in html.lower()

@@ -1,0 +1,43 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_settings(**env) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    environment.update(env, DJANGO_SETTINGS_MODULE="inventory_project.settings")
+    code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DEBUG": "false"},
+        {"DEBUG": "false", "SECRET_KEY": ""},
+        {
+            "DEBUG": "false",
+            "SECRET_KEY": "django-insecure-development-only-key-do-not-use-in-production",
+        },
+        {},
+    ],
+)
+def test_refuses_to_start_with_debug_off_and_no_real_secret_key(env):
+    result = load_settings(**env)
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_starts_with_debug_on_and_no_secret_key():
+    result = load_settings(DEBUG="true")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
