@@ -12,12 +12,17 @@ def below_requirement(queryset: QuerySet[Product] | None = None) -> QuerySet[Pro
     return queryset.filter(stock_quantity__lte=F("low_stock_threshold"))
 
 
-def sku_taken(sku: str, *, exclude_id: int | None = None) -> bool:
-    """Whether another product already uses this SKU, ignoring case.
+def with_sku(sku: str) -> QuerySet[Product]:
+    """The product with this SKU, ignoring case (zero or one row).
 
     Compares LOWER(sku) so the lookup can use the unique index on that expression.
     """
-    queryset = Product.objects.alias(sku_lower=Lower("sku")).filter(sku_lower=Lower(Value(sku)))
+    return Product.objects.alias(sku_lower=Lower("sku")).filter(sku_lower=Lower(Value(sku)))
+
+
+def sku_taken(sku: str, *, exclude_id: int | None = None) -> bool:
+    """Whether another product already uses this SKU, ignoring case."""
+    queryset = with_sku(sku)
     if exclude_id is not None:
         queryset = queryset.exclude(pk=exclude_id)
     return queryset.exists()

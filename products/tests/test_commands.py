@@ -1,0 +1,60 @@
+import io
+import os
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from .conftest import make_product
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_adjust_stock_increments_and_decrements_by_sku_ignoring_case():
+    product = make_product(sku="Bolt-M8", stock_quantity=10)
+
+    assert run("adjust_stock", "bolt-m8", "--increment", "5") == "Bolt-M8: 15 in stock\n"
+    assert run("adjust_stock", "BOLT-M8", "--decrement", "15") == "Bolt-M8: 0 in stock\n"
+    product.refresh_from_db()
+    assert product.stock_quantity == 0
+
+
+def test_adjust_stock_refuses_to_go_negative():
+    product = make_product(sku="Nut", stock_quantity=1)
+
+    with pytest.raises(CommandError, match="only 1 available"):
+        run("adjust_stock", "Nut", "--decrement", "2")
+
+    product.refresh_from_db()
+    assert product.stock_quantity == 1
+
+
+def test_adjust_stock_unknown_sku_is_an_error():
+    with pytest.raises(CommandError, match="No product with SKU"):
+        run("adjust_stock", "missing", "--increment", "1")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "1.5"])
+def test_adjust_stock_rejects_bad_quantities(value):
+    make_product(sku="S")
+
+    with pytest.raises(CommandError):
+        run("adjust_stock", "S", "--increment", value)
+
+
+def test_ensure_superuser_creates_once(monkeypatch):
+    monkeypatch.setitem(os.environ, "DJANGO_SUPERUSER_USERNAME", "root")
+    monkeypatch.setitem(os.environ, "DJANGO_SUPERUSER_PASSWORD", "pw-abc-12345")
+
+    assert "Created superuser 'root'" in run("ensure_superuser")
+    assert "already exists" in run("ensure_superuser")
+    user = get_user_model().objects.get(username="root")
+    assert user.is_superuser
+    assert user.check_password("pw-abc-12345")
