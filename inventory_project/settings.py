@@ -140,4 +140,6 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django's own loggers would print a second time through the root logger.
+    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
