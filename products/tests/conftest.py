@@ -51,5 +51,5 @@ def pytest_sessionfinish(session, exitstatus):
     if not ON_POSTGRES or skipped:
         message = f"INVENTORY_REQUIRE_POSTGRES: {skipped} skipped, on PostgreSQL: {ON_POSTGRES}"
         if reporter:
-            reporter.write_line(message, red=True)
+            reporter.write_sep("=", message, red=True)
         session.exitstatus = 1
