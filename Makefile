@@ -25,14 +25,20 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime-installed
 
-run: $(VENV)/.runtime-installed
-	export DEBUG="$${DEBUG:-true}"; \
-	$(BIN)/python manage.py migrate --noinput && \
-	$(BIN)/python manage.py ensure_superuser && \
+# A development .env on first use: DEBUG on and a fresh random SECRET_KEY, so that
+# `.venv/bin/python manage.py ...` works in another terminal too. Edit it freely.
+.env:
+	@echo "Creating .env for development (DEBUG on, random SECRET_KEY); see .env.example."
+	@sed -e 's/^DEBUG=false/DEBUG=true/' .env.example > .env
+	@echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" >> .env
+
+run: $(VENV)/.runtime-installed .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py ensure_superuser
 	exec $(BIN)/python manage.py runserver "$(HOST):$(PORT)"
 
-migrate: $(VENV)/.runtime-installed
-	DEBUG="$${DEBUG:-true}" $(BIN)/python manage.py migrate --noinput
+migrate: $(VENV)/.runtime-installed .env
+	$(BIN)/python manage.py migrate --noinput
 
 test: $(VENV)/.dev-installed
 	@if [ -z "$$DATABASE_URL" ] && $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \

@@ -8,6 +8,7 @@ from products.errors import api_not_found
 urlpatterns = [
     path("", RedirectView.as_view(url="/api/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api-auth/", include("rest_framework.urls")),  # log in to the browsable API
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("products.urls")),

@@ -2,9 +2,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 
 from . import selectors, services
 from .models import MAX_STOCK, Product
+from .roles import ADJUST_STOCK
 
 
 class BelowRequirementFilter(admin.SimpleListFilter):
@@ -36,7 +38,6 @@ class ProductAdmin(admin.ModelAdmin):
         "low_stock_threshold",
         "below_requirement",
         "price",
-        "updated_at",
     ]
     list_display_links = ["sku", "name"]
     list_filter = [BelowRequirementFilter]
@@ -47,9 +48,11 @@ class ProductAdmin(admin.ModelAdmin):
     actions = ["increment_stock", "decrement_stock"]
     readonly_fields = ["created_at", "updated_at"]
 
-    @admin.display(boolean=True, description="Below requirement")
-    def below_requirement(self, product: Product) -> bool:
-        return product.is_below_requirement
+    @admin.display(description="Below requirement")
+    def below_requirement(self, product: Product) -> str:
+        if product.is_below_requirement:
+            return format_html('<strong style="color: #ba2121">{}</strong>', "Reorder")
+        return "—"
 
     def get_readonly_fields(self, request, obj=None):
         # Stock of an existing product moves only through the stock actions.
@@ -67,11 +70,14 @@ class ProductAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
         obj.created_at, obj.updated_at = saved.created_at, saved.updated_at
 
-    @admin.action(description="Increment stock of selected products", permissions=["change"])
+    def has_adjust_stock_permission(self, request) -> bool:
+        return request.user.has_perm(ADJUST_STOCK)
+
+    @admin.action(description="Increment stock of selected products", permissions=["adjust_stock"])
     def increment_stock(self, request, queryset):
         return self._stock_action(request, queryset, services.increment_stock, "increment")
 
-    @admin.action(description="Decrement stock of selected products", permissions=["change"])
+    @admin.action(description="Decrement stock of selected products", permissions=["adjust_stock"])
     def decrement_stock(self, request, queryset):
         return self._stock_action(request, queryset, services.decrement_stock, "decrement")
 
@@ -95,13 +101,18 @@ class ProductAdmin(admin.ModelAdmin):
         done = 0
         for product in queryset.order_by("pk"):
             try:
-                operation(product_id=product.pk, quantity=quantity)
+                changed = operation(product_id=product.pk, quantity=quantity)
             except services.InventoryError as exc:
                 self.message_user(request, f"{product.sku}: {exc.message}", messages.ERROR)
             except Product.DoesNotExist:
                 self.message_user(request, f"{product.sku}: deleted meanwhile.", messages.ERROR)
             else:
                 done += 1
+                self.log_change(
+                    request,
+                    changed,
+                    f"Stock {verb}ed by {quantity}; now {changed.stock_quantity}.",
+                )
         if done:
             self.message_user(
                 request, f"Stock {verb}ed by {quantity} on {done} product(s).", messages.SUCCESS

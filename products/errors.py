@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -136,6 +137,7 @@ def _problem_response(request: HttpRequest, status: int, code: str, detail: str)
     )
 
 
+@csrf_exempt  # any method on an unknown URL is a 404, not a CSRF failure
 def api_not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
     """Unknown URLs under /api/: a JSON 404, even with DEBUG on."""
     return _problem_response(request, 404, "not_found", "No endpoint matches this URL.")

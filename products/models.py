@@ -29,6 +29,7 @@ class Product(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        permissions = [("adjust_stock", "Can increment and decrement stock")]
         constraints = [
             models.UniqueConstraint(
                 Lower("sku"),

@@ -33,7 +33,11 @@ ERROR_DESCRIPTIONS = {
     "400": "Invalid input: `validation_error` with per-field `errors` (including unknown "
     "or repeated query parameters), or `parse_error` for a body that is not JSON.",
     "404": "`not_found`: no product has this id.",
+    "401": "`not_authenticated` or `authentication_failed`: send "
+    "`Authorization: Token <key>` (or log in for the browsable API).",
+    "403": "`permission_denied`: your role does not allow this.",
     "415": "`unsupported_media_type`: the body must be `application/json`.",
+    "429": "`throttled`: too many requests; retry after `Retry-After` seconds.",
 }
 
 
@@ -44,7 +48,9 @@ def document_problem_responses(result, generator, request, public):
     for path, operations in result.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            expected = ["400"]
+            expected = ["400", "429"]
+            if {} not in operation.get("security", [{}]):  # anonymous not allowed
+                expected += ["401", "403"]
             if "{" in path:
                 expected.append("404")
             if "requestBody" in operation:

@@ -1,11 +1,16 @@
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from . import selectors, services
 from .models import Product
+from .permissions import CanAdjustStock, ProductPermissions
 from .serializers import ProductSerializer, StockChangeSerializer
 
 MAX_ID = 2**63 - 1  # the id column is a 64-bit integer
@@ -38,7 +43,7 @@ class StrictQueryParamsMixin:
 
     def allowed_query_params(self) -> set[str]:
         allowed = {"format"}
-        if not self.detail and self.request.method == "GET":
+        if getattr(self, "detail", True) is False and self.request.method == "GET":
             sources = [backend() for backend in self.filter_backends]
             if self.paginator is not None:
                 sources.append(self.paginator)
@@ -60,6 +65,7 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
     # stock on create, a direct set by PUT/PATCH, and the increment/decrement actions.
     queryset = Product.objects.order_by("id")
     serializer_class = ProductSerializer
+    permission_classes = [ProductPermissions]
 
     def get_object(self):
         self._product_id()  # a 404 for ids past the column's range, before any query
@@ -73,12 +79,18 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
             product_id=serializer.instance.pk, changes=serializer.validated_data
         )
 
+    def get_serializer_class(self):
+        # The stock actions take a quantity (this is also the browsable API's form).
+        if self.action in ("increment", "decrement"):
+            return StockChangeSerializer
+        return ProductSerializer
+
     @extend_schema(
         summary="Add stock",
         request=StockChangeSerializer,
-        responses={200: ProductSerializer},
+        responses={200: ProductSerializer, 409: STOCK_CONFLICT},
     )
-    @action(detail=True, methods=["post", "patch"])
+    @action(detail=True, methods=["post", "patch"], permission_classes=[CanAdjustStock])
     def increment(self, request, pk=None):
         return self._change_stock(request, services.increment_stock)
 
@@ -88,7 +100,7 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         request=StockChangeSerializer,
         responses={200: ProductSerializer, 409: STOCK_CONFLICT},
     )
-    @action(detail=True, methods=["post", "patch"])
+    @action(detail=True, methods=["post", "patch"], permission_classes=[CanAdjustStock])
     def decrement(self, request, pk=None):
         return self._change_stock(request, services.decrement_stock)
 
@@ -105,7 +117,7 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
 
     def _change_stock(self, request, operation):
         """Validate the body, then let the service lock, check and write the row."""
-        body = StockChangeSerializer(data=request.data)
+        body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         product = operation(product_id=self._product_id(), quantity=body.validated_data["quantity"])
         return Response(ProductSerializer(product).data)
@@ -118,3 +130,16 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         if int(pk) > MAX_ID:
             raise NotFound()
         return int(pk)
+
+
+@extend_schema(
+    summary="Exchange a username and password for the user's API token",
+    description="Returns the user's token, creating it on first use. Send it as "
+    "`Authorization: Token <key>`. Throttled per client address.",
+)
+class ObtainTokenView(StrictQueryParamsMixin, ObtainAuthToken):
+    # DRF's token view, but throttled like every other endpoint (password guessing)
+    # and taking JSON like the rest of the API.
+    permission_classes = [AllowAny]
+    throttle_classes = api_settings.DEFAULT_THROTTLE_CLASSES
+    parser_classes = [JSONParser]

@@ -2,9 +2,15 @@ import os
 from decimal import Decimal
 
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from products import roles
 from products.models import Product
 
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -15,12 +21,59 @@ requires_postgres = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def api_client() -> APIClient:
-    return APIClient()
-
-
 _sequence = iter(range(1, 10**9))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts():
+    """Throttle counters live in the cache; each test starts from zero."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def role_group(role: str) -> Group:
+    """The role's group, as the data migration made it.
+
+    A transactional test's flush empties every table, groups included: put them back.
+    """
+    name = roles.ROLE_GROUPS[role]
+    if not Group.objects.filter(name=name).exists():
+        roles.sync_roles(django_apps)
+    return Group.objects.get(name=name)
+
+
+def make_user(role: str | None = None, *, superuser: bool = False, **fields):
+    """A saved user in the given role (a key of roles.ROLE_GROUPS), or in no group."""
+    n = next(_sequence)
+    fields.setdefault("username", f"user{n}")
+    User = get_user_model()
+    if superuser:
+        return User.objects.create_superuser(**fields)
+    user = User.objects.create_user(**fields)  # no password: hashing one is slow
+    if role is not None:
+        user.groups.add(role_group(role))
+    return user
+
+
+def token_client(user=None) -> APIClient:
+    """An APIClient that authenticates with the user's real API token (or anonymous)."""
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api_client(db) -> APIClient:
+    """Authenticated as an Inventory admin, who may do everything with products."""
+    return token_client(make_user("admin"))
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
 
 
 def make_product(**fields) -> Product:

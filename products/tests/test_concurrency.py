@@ -9,11 +9,10 @@ from collections import Counter
 
 import pytest
 from django.db import connection
-from rest_framework.test import APIClient
 
 from products.models import Product
 
-from .conftest import make_product, requires_postgres
+from .conftest import make_product, make_user, requires_postgres, token_client
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
@@ -21,13 +20,16 @@ THREADS = 20
 
 
 def hammer(requests_per_thread: list[list[tuple[str, int]]], product_id: int) -> list[tuple]:
-    """Run each thread's (operation, quantity) list at once; return every (op, status, body)."""
+    """Run each thread's (operation, quantity) list at once; return every (op, status, body).
+
+    Every thread authenticates with its own warehouse-staff user's token.
+    """
+    clients = [token_client(make_user("staff")) for _ in requests_per_thread]
     barrier = threading.Barrier(len(requests_per_thread))
     results: list[tuple] = []
     lock = threading.Lock()
 
-    def worker(requests: list[tuple[str, int]]) -> None:
-        client = APIClient()
+    def worker(client, requests: list[tuple[str, int]]) -> None:
         try:
             barrier.wait()
             for operation, quantity in requests:
@@ -41,7 +43,10 @@ def hammer(requests_per_thread: list[list[tuple[str, int]]], product_id: int) ->
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=worker, args=(r,)) for r in requests_per_thread]
+    threads = [
+        threading.Thread(target=worker, args=(client, requests))
+        for client, requests in zip(clients, requests_per_thread, strict=True)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -86,12 +91,13 @@ def test_concurrent_mix_of_increments_and_decrements_loses_no_update():
 
 
 def test_concurrent_creates_of_one_sku_in_different_cases_make_one_product():
+    clients = [token_client(make_user("admin")) for _ in range(THREADS)]
     barrier = threading.Barrier(THREADS)
     statuses = Counter()
     lock = threading.Lock()
 
     def worker(index: int) -> None:
-        client = APIClient()
+        client = clients[index]
         sku = "race-sku" if index % 2 else "RACE-SKU"
         try:
             barrier.wait()

@@ -1,0 +1,364 @@
+"""Who may do what: every endpoint and method against every kind of caller."""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+
+from products.models import Product
+
+from .conftest import make_product, make_user, token_client
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
+CALLERS = ["anonymous", "no_role", "staff", "admin", "superuser"]
+EVERYONE = {"staff", "admin", "superuser"}
+MANAGERS = {"admin", "superuser"}
+
+
+def client_for(caller: str) -> APIClient:
+    if caller == "anonymous":
+        return APIClient()
+    if caller == "no_role":
+        return token_client(make_user())
+    if caller == "superuser":
+        return token_client(make_user(superuser=True))
+    return token_client(make_user(caller))
+
+
+def snapshot() -> list[tuple]:
+    return list(Product.objects.order_by("pk").values_list())
+
+
+# (method, path, body, callers allowed, status when allowed)
+MATRIX = [
+    ("get", "/api/products/", None, EVERYONE, 200),
+    ("get", "/api/products/below_requirement/", None, EVERYONE, 200),
+    ("get", "/api/products/{id}/", None, EVERYONE, 200),
+    ("post", "/api/products/", {"sku": "NEW-1", "name": "New"}, MANAGERS, 201),
+    ("put", "/api/products/{id}/", {"sku": "P-1", "name": "Renamed"}, MANAGERS, 200),
+    ("patch", "/api/products/{id}/", {"low_stock_threshold": 99}, MANAGERS, 200),
+    ("patch", "/api/products/{id}/", {"price": "1.00"}, MANAGERS, 200),
+    ("patch", "/api/products/{id}/", {"stock_quantity": 0}, MANAGERS, 200),
+    ("delete", "/api/products/{id}/", None, MANAGERS, 204),
+    ("post", "/api/products/{id}/increment/", {"quantity": 1}, EVERYONE, 200),
+    ("patch", "/api/products/{id}/increment/", {"quantity": 1}, EVERYONE, 200),
+    ("post", "/api/products/{id}/decrement/", {"quantity": 1}, EVERYONE, 200),
+    ("patch", "/api/products/{id}/decrement/", {"quantity": 1}, EVERYONE, 200),
+    ("get", "/api/", None, EVERYONE | {"no_role"}, 200),
+]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize(("method", "path", "body", "allowed", "success"), MATRIX)
+def test_permission_matrix(caller, method, path, body, allowed, success):
+    product = make_product(sku="P-0", stock_quantity=10)
+    client = client_for(caller)
+    before = snapshot()
+
+    response = getattr(client, method)(path.format(id=product.pk), body, format="json")
+
+    if caller in allowed:
+        assert response.status_code == success, response.content
+        return
+    expected, code = (
+        (401, "not_authenticated") if caller == "anonymous" else (403, "permission_denied")
+    )
+    assert response.status_code == expected
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == code
+    if expected == 401:
+        assert response["WWW-Authenticate"] == "Token"
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_schema_and_docs_are_open_to_everyone(caller, path):
+    assert client_for(caller).get(path).status_code == 200
+
+
+def test_a_wrong_token_is_401_authentication_failed():
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+
+    response = client.get("/api/products/")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
+
+
+def test_session_login_works_for_the_browsable_api(client):
+    user = make_user("staff")
+    client.force_login(user)
+
+    response = client.get("/api/products/", HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 200
+
+
+def test_session_writes_need_the_csrf_token():
+    product = make_product(stock_quantity=5)
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(make_user("staff"))
+
+    response = client.post(f"/api/products/{product.pk}/increment/", {"quantity": 1}, format="json")
+
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+    product.refresh_from_db()
+    assert product.stock_quantity == 5
+
+
+# The token endpoint
+
+
+def test_token_endpoint_exchanges_credentials_for_the_users_token():
+    user = get_user_model().objects.create_user("scanner7", password="s3cret-pass-9")
+
+    response = APIClient().post(
+        "/api/auth/token/", {"username": "scanner7", "password": "s3cret-pass-9"}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"token": Token.objects.get(user=user).key}
+    again = APIClient().post(
+        "/api/auth/token/", {"username": "scanner7", "password": "s3cret-pass-9"}, format="json"
+    )
+    assert again.json() == response.json()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": "scanner7", "password": "wrong"},
+        {"username": "nobody", "password": "s3cret-pass-9"},
+        {"username": "scanner7"},
+        {},
+    ],
+)
+def test_token_endpoint_refuses_bad_credentials_with_400(body):
+    get_user_model().objects.create_user("scanner7", password="s3cret-pass-9")
+
+    response = APIClient().post("/api/auth/token/", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+    assert "token" not in response.json()
+    assert not Token.objects.exists()
+
+
+def test_drf_create_token_command_makes_a_working_token():
+    make_user("staff", username="picker")
+
+    call_command("drf_create_token", "picker", stdout=io.StringIO())
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get().key}")
+    assert client.get("/api/products/").status_code == 200
+
+
+# Throttling
+
+
+def test_authenticated_requests_over_the_rate_get_429_with_retry_after(monkeypatch):
+    monkeypatch.setattr(UserRateThrottle, "rate", "3/minute", raising=False)
+    client = token_client(make_user("staff"))
+
+    statuses = [client.get("/api/products/").status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
+    response = client.get("/api/products/")
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    body = response.json()
+    assert body["code"] == "throttled"
+    assert body["retry_after"] > 0
+    assert response["Content-Type"] == "application/problem+json"
+
+
+def test_anonymous_requests_over_the_rate_get_429(monkeypatch):
+    monkeypatch.setattr(AnonRateThrottle, "rate", "2/minute", raising=False)
+    client = APIClient()
+    body = {"username": "x", "password": "y"}
+
+    statuses = [client.post("/api/auth/token/", body, format="json").status_code for _ in range(3)]
+
+    assert statuses == [400, 400, 429]
+
+
+def test_throttle_rates_come_from_the_environment():
+    code = (
+        "import django; django.setup();"
+        "from rest_framework.settings import api_settings as s;"
+        "print(s.DEFAULT_THROTTLE_RATES['user'], s.DEFAULT_THROTTLE_RATES['anon'])"
+    )
+    env = {**os.environ, "THROTTLE_USER": "7/hour", "THROTTLE_ANON": "2/second"}
+    env["DJANGO_SETTINGS_MODULE"] = "inventory_project.settings"
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+
+    assert result.stdout.split() == ["7/hour", "2/second"], result.stderr
+
+
+def redis_is_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), 1).close()
+    except OSError:
+        return False
+    return True
+
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.mark.skipif(not redis_is_up(), reason="needs Redis on 127.0.0.1:6379")
+def test_throttle_counts_are_shared_between_processes_through_the_cache(monkeypatch, settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+    cache.clear()
+    monkeypatch.setattr(AnonRateThrottle, "rate", "3/minute", raising=False)
+    client = APIClient()
+    for _ in range(2):
+        client.post("/api/auth/token/", {}, format="json")
+
+    # Another process, configured only by CACHE_URL, sees those two requests: it may
+    # allow one more from this address, then refuses.
+    code = (
+        "import django; django.setup();"
+        "from django.contrib.auth.models import AnonymousUser;"
+        "from django.test import RequestFactory;"
+        "from rest_framework.request import Request;"
+        "from rest_framework.throttling import AnonRateThrottle as T;"
+        "T.rate = '3/minute';"
+        "r = Request(RequestFactory().post('/api/auth/token/', REMOTE_ADDR='127.0.0.1'));"
+        "r.user = AnonymousUser();"
+        "print(T().allow_request(r, None), T().allow_request(r, None))"
+    )
+    env = {
+        **os.environ,
+        "CACHE_URL": REDIS_URL,
+        "DJANGO_SETTINGS_MODULE": "inventory_project.settings",
+    }
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert result.stdout.split() == ["True", "False"], result.stderr
+    finally:
+        cache.clear()
+
+
+# create_api_user
+
+
+def create_api_user(*args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("create_api_user", *args, stdout=out, stderr=err)
+    return out.getvalue().strip(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("role", "group"), [("admin", "Inventory admin"), ("staff", "Warehouse staff")]
+)
+def test_create_api_user_prints_a_working_token_once(role, group):
+    token, message = create_api_user("scanner1", "--role", role)
+
+    user = get_user_model().objects.get(username="scanner1")
+    assert [g.name for g in user.groups.all()] == [group]
+    assert user.is_staff
+    assert not user.has_usable_password()
+    assert token == Token.objects.get(user=user).key
+    assert "printed only once" in message
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get("/api/products/").status_code == 200
+
+    again, message = create_api_user("scanner1", "--role", role)
+    assert again == ""
+    assert "existing token is unchanged" in message
+
+
+def test_create_api_user_changes_role_and_rotates_the_token_on_request():
+    first, _ = create_api_user("ann", "--role", "admin")
+
+    second, _ = create_api_user("ann", "--role", "staff", "--rotate-token")
+
+    user = get_user_model().objects.get(username="ann")
+    assert [g.name for g in user.groups.all()] == ["Warehouse staff"]
+    assert second
+    assert second != first
+    assert Token.objects.get(user=user).key == second
+
+
+def test_create_api_user_with_a_password_can_log_in_to_the_admin(client):
+    create_api_user("boss", "--role", "admin", "--password", "a-long-pass-phrase-42")
+
+    assert client.login(username="boss", password="a-long-pass-phrase-42")
+    assert client.get("/admin/products/product/").status_code == 200
+
+
+def test_create_api_user_refuses_a_weak_password_or_unknown_role():
+    with pytest.raises(CommandError, match=r"too short|too common"):
+        create_api_user("weak", "--role", "staff", "--password", "abc")
+    with pytest.raises(CommandError):
+        create_api_user("x", "--role", "owner")
+    assert not get_user_model().objects.filter(username="weak").exists()
+
+
+# Production settings
+
+
+PRODUCTION_ENV = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k" * 20 + "0123456789-abcdefghijklmnopqrstuvwxyz-XYZ",
+    "ALLOWED_HOSTS": "inventory.example.com",
+    "SECURE_SSL_REDIRECT": "true",
+    "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "SECURE_HSTS_PRELOAD": "true",
+    "SESSION_COOKIE_SECURE": "true",
+    "CSRF_COOKIE_SECURE": "true",
+}
+
+
+def check_deploy(env: dict) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_check_deploy_is_clean_with_the_production_variables():
+    result = check_deploy(PRODUCTION_ENV)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_without_them():
+    result = check_deploy({"DEBUG": "false", "SECRET_KEY": PRODUCTION_ENV["SECRET_KEY"]})
+
+    assert result.returncode != 0
+    assert "security.W004" in result.stderr  # HSTS
+    assert "security.W008" in result.stderr  # SSL redirect
