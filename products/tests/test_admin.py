@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 
 from products.models import Product
 
-from .conftest import make_product
+from .conftest import make_product, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -149,3 +149,65 @@ def test_change_form_shows_stock_read_only_and_saves_other_fields(admin_client):
     assert response.status_code == 302
     product.refresh_from_db()
     assert (product.name, product.low_stock_threshold, product.stock_quantity) == ("After", 4, 8)
+
+
+# Roles in the admin
+
+
+def logged_in(client, role: str | None):
+    client.force_login(make_user(role, is_staff=True))
+    return client
+
+
+def test_warehouse_staff_see_products_and_can_run_the_stock_actions(client):
+    staff = logged_in(client, "staff")
+    product = make_product(sku="S-1", stock_quantity=10)
+
+    changelist = staff.get(CHANGELIST)
+    assert changelist.status_code == 200
+    actions = dict(changelist.context["action_form"].fields["action"].choices)
+    assert {"increment_stock", "decrement_stock"} <= actions.keys()
+
+    run_action(staff, "decrement_stock", [product], quantity=3)
+    product.refresh_from_db()
+    assert product.stock_quantity == 7
+
+
+def test_warehouse_staff_cannot_add_edit_or_delete_products(client):
+    staff = logged_in(client, "staff")
+    product = make_product(sku="S-1", name="Same", stock_quantity=10)
+    change_url = f"{CHANGELIST}{product.pk}/change/"
+
+    page = staff.get(change_url)
+    assert page.status_code == 200  # view-only
+    assert b'name="_save"' not in page.content
+    edit = {"sku": "S-1", "name": "Changed", "price": "0", "low_stock_threshold": "0"}
+    assert staff.post(change_url, edit).status_code == 403
+    assert staff.get(f"{CHANGELIST}add/").status_code == 403
+    assert staff.post(f"{CHANGELIST}{product.pk}/delete/", {"post": "yes"}).status_code == 403
+    product.refresh_from_db()
+    assert (product.name, product.stock_quantity) == ("Same", 10)
+
+
+def test_staff_user_in_no_group_sees_no_products(client):
+    nobody = logged_in(client, None)
+
+    assert nobody.get(CHANGELIST).status_code == 403
+
+
+def test_inventory_admins_can_add_products_in_the_admin(client):
+    boss = logged_in(client, "admin")
+    data = {"sku": "A-9", "name": "Added", "price": "0", "stock_quantity": "4"}
+    data["low_stock_threshold"] = "1"
+
+    assert boss.post(f"{CHANGELIST}add/", data).status_code == 302
+    assert Product.objects.get(sku="A-9").stock_quantity == 4
+
+
+def test_stock_actions_are_recorded_in_the_product_history(admin_client):
+    product = make_product(stock_quantity=1)
+
+    run_action(admin_client, "increment_stock", [product], quantity=2)
+
+    history = admin_client.get(f"{CHANGELIST}{product.pk}/history/").content.decode()
+    assert "Stock incremented by 2; now 3." in history
