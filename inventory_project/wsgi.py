@@ -1,9 +1,44 @@
 """WSGI entry point: `gunicorn inventory_project.wsgi`."""
 
+import codecs
 import os
 
 from django.core.wsgi import get_wsgi_application
+from django.utils.http import parse_header_parameters
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inventory_project.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+
+def charset_is_usable(content_type: str) -> bool:
+    """Whether the Content-Type's charset, if any, names a text encoding Python has.
+
+    Django builds its request object before any middleware runs, and crashes with a
+    bare 500 on a charset such as `rot13` (a codec, not a text encoding) or one with
+    a NUL in it; so such requests are refused here, before Django sees them.
+    """
+    charset = parse_header_parameters(content_type)[1].get("charset")
+    if charset is None:
+        return True
+    try:
+        return codecs.lookup(charset)._is_text_encoding
+    except (LookupError, ValueError):
+        return False
+
+
+def application(environ, start_response):
+    if charset_is_usable(environ.get("CONTENT_TYPE", "")):
+        return django_application(environ, start_response)
+
+    from products.errors import PROBLEM_CONTENT_TYPE, problem_bytes
+
+    body = problem_bytes(
+        415,
+        "unsupported_media_type",
+        "Unknown or unusable charset in Content-Type.",
+        instance=environ.get("PATH_INFO", ""),
+    )
+    headers = [("Content-Type", PROBLEM_CONTENT_TYPE), ("Content-Length", str(len(body)))]
+    start_response("415 Unsupported Media Type", headers)
+    return [body]

@@ -9,11 +9,17 @@
 `errors`, a map of field name to messages.
 """
 
+import json
 import logging
 from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.conf import settings
+from django.core.exceptions import (
+    ObjectDoesNotExist,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
@@ -33,7 +39,16 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 DOMAIN_STATUS = {
     InsufficientStock: HTTPStatus.CONFLICT,
     StockLimitExceeded: HTTPStatus.CONFLICT,
+    DuplicateSku: HTTPStatus.CONFLICT,
 }
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+    default_detail = (
+        f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes."
+    )
 
 
 def problem(
@@ -53,16 +68,24 @@ def problem(
     return body
 
 
+def problem_bytes(status: int, code: str, detail: str, *, instance: str = "") -> bytes:
+    """A problem body, serialised, for code that answers outside Django's responses."""
+    return json.dumps(problem(status, code, detail, instance=instance)).encode()
+
+
 def problem_exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's EXCEPTION_HANDLER: turn any exception into a problem response."""
     request = context.get("request")
     instance = request.path if request is not None else ""
-    if isinstance(exc, DuplicateSku):
-        exc = exceptions.ValidationError({"sku": [exc.message]}, code="unique")
-    elif isinstance(exc, (Http404, ObjectDoesNotExist)):
+    if isinstance(exc, (Http404, ObjectDoesNotExist)):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
+    elif isinstance(exc, SuspiciousOperation):  # e.g. more than 1,000 query parameters
+        logger.warning("Refused a suspicious request: %s", exc)
+        exc = exceptions.ValidationError({"non_field_errors": [str(exc)]}, code="bad_request")
 
     if isinstance(exc, InventoryError):
         status = DOMAIN_STATUS.get(type(exc), HTTPStatus.BAD_REQUEST)

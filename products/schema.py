@@ -32,7 +32,7 @@ PROBLEM_SCHEMA = {
 ERROR_DESCRIPTIONS = {
     "400": "Invalid input: `validation_error` with per-field `errors` (including unknown "
     "or repeated query parameters), or `parse_error` for a body that is not JSON.",
-    "404": "`not_found`: no product has this id.",
+    "404": "`not_found`: no product has this id, or the page is past the end.",
     "401": "`not_authenticated` or `authentication_failed`: send "
     "`Authorization: Token <key>` (or log in for the browsable API).",
     "403": "`permission_denied`: your role does not allow this.",
@@ -42,8 +42,13 @@ ERROR_DESCRIPTIONS = {
 
 
 def document_problem_responses(result, generator, request, public):
-    """Postprocessing hook: give every operation its error responses as problem JSON."""
-    result.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    """Postprocessing hook: give every operation its error responses as problem JSON,
+    and say that request bodies take no fields beyond the documented ones."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    for name, schema in schemas.items():
+        if name.endswith("Request") and schema.get("type") == "object":
+            schema["additionalProperties"] = False  # unknown fields are a 400
     problem_content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in result.get("paths", {}).items():
         for operation in operations.values():
@@ -51,7 +56,8 @@ def document_problem_responses(result, generator, request, public):
             expected = ["400", "429"]
             if {} not in operation.get("security", [{}]):  # anonymous not allowed
                 expected += ["401", "403"]
-            if "{" in path:
+            paginated = any(p["name"] == "page" for p in operation.get("parameters", []))
+            if "{" in path or paginated:
                 expected.append("404")
             if "requestBody" in operation:
                 expected.append("415")

@@ -1,17 +1,23 @@
 """Request and response shapes. Field validation only: stock rules live in services."""
 
+import re
 from collections.abc import Mapping
-from decimal import Decimal
 
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from . import selectors
 from .models import MAX_STOCK, Product
 
-no_control_characters = RegexValidator(
-    r"^[^\x00-\x1f\x7f]*\Z", "Control characters are not allowed."
+# One line of text: no control characters (C0, DEL, C1), and not only spaces.
+one_line_of_text = RegexValidator(
+    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*\Z",
+    "Must be one line of text, without control characters.",
 )
+no_nul_characters = RegexValidator(r"^[^\x00]*\Z", "Null characters are not allowed.")
+
+MONEY_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+MAX_UNKNOWN_FIELDS_REPORTED = 20
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -24,10 +30,33 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string. Numbers are refused rather than turned into text."""
+    """A JSON string. Numbers are refused rather than turned into text, and the
+    length limit applies to the string as sent, before trimming."""
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
+            self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {"type": "string", "format": "decimal", "pattern": MONEY_PATTERN, "example": "12.50"}
+)
+class MoneyField(serializers.DecimalField):
+    """A non-negative amount as a decimal string: "12.50", "3", "0.5" (not a JSON number,
+    which cannot carry cents exactly)."""
+
+    default_error_messages = {
+        "invalid": 'Must be a string like "12.50": up to 10 digits, a dot and up to 2 decimals.'
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=12, decimal_places=2, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not re.fullmatch(MONEY_PATTERN, data):
             self.fail("invalid")
         return super().to_internal_value(data)
 
@@ -37,12 +66,18 @@ class StrictSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields))
+            unknown = sorted(set(data) - set(self.fields))[:MAX_UNKNOWN_FIELDS_REPORTED]
             if unknown:
                 raise serializers.ValidationError(
-                    {name: ["Unknown field."] for name in unknown}, code="unknown_field"
+                    {_printable(name): ["Unknown field."] for name in unknown},
+                    code="unknown_field",
                 )
         return super().to_internal_value(data)
+
+
+def _printable(name: str) -> str:
+    """A field name as it can be echoed back: lone surrogates and the like escaped."""
+    return name[:100].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
@@ -50,17 +85,15 @@ class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
 
     sku = StrictCharField(
         max_length=64,
-        validators=[no_control_characters],
-        help_text="Stock-keeping unit: 1–64 characters, unique ignoring case.",
+        validators=[one_line_of_text],
+        help_text="Stock-keeping unit: 1–64 characters (spaces around it are trimmed), "
+        "unique ignoring case.",
     )
-    name = StrictCharField(max_length=200, validators=[no_control_characters])
-    description = StrictCharField(max_length=5000, required=False, allow_blank=True)
-    price = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=2,
-        min_value=Decimal("0"),
-        required=False,
+    name = StrictCharField(max_length=200, validators=[one_line_of_text])
+    description = StrictCharField(
+        max_length=5000, required=False, allow_blank=True, validators=[no_nul_characters]
     )
+    price = MoneyField(required=False, help_text='Unit price as a decimal string, e.g. "12.50".')
     stock_quantity = StrictIntegerField(
         min_value=0,
         max_value=MAX_STOCK,
@@ -88,14 +121,6 @@ class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
-
-    def validate_sku(self, value: str) -> str:
-        exclude_id = self.instance.pk if self.instance is not None else None
-        if selectors.sku_taken(value, exclude_id=exclude_id):
-            raise serializers.ValidationError(
-                "A product with this SKU already exists.", code="unique"
-            )
-        return value
 
 
 class StockChangeSerializer(StrictSerializer):

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from . import selectors
 from .models import MAX_STOCK, Product
 
 EDITABLE_FIELDS = frozenset(
@@ -75,6 +76,8 @@ def create_product(
 ) -> Product:
     """Create a product, with its initial stock."""
     _check_quantity_value(stock_quantity, field="stock_quantity")
+    if selectors.sku_taken(sku):
+        raise DuplicateSku(sku)
     try:
         with transaction.atomic():
             return Product.objects.create(
@@ -98,6 +101,8 @@ def update_product(*, product_id: int, changes: Mapping[str, Any]) -> Product:
         raise TypeError(f"Not editable: {', '.join(sorted(unknown))}")
     if "stock_quantity" in changes:
         _check_quantity_value(changes["stock_quantity"], field="stock_quantity")
+    if "sku" in changes and selectors.sku_taken(changes["sku"], exclude_id=product_id):
+        raise DuplicateSku(changes["sku"])
     try:
         with transaction.atomic():
             product = _lock(product_id)
@@ -156,5 +161,5 @@ def _check_quantity_value(quantity: int, *, field: str) -> None:
 
 
 def _is_sku_conflict(exc: IntegrityError) -> bool:
-    """A unique-SKU violation: a race that the serializer's up-front check lost."""
+    """A unique-SKU violation: a race that the up-front check lost."""
     return "product_sku_ci_unique" in str(exc)

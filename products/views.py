@@ -3,7 +3,6 @@ from rest_framework import viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -20,6 +19,9 @@ STOCK_CONFLICT = OpenApiResponse(
     "result would exceed the largest storable quantity (`stock_limit_exceeded`). "
     "Nothing changed.",
 )
+SKU_CONFLICT = OpenApiResponse(
+    description="`duplicate_sku`: another product has this SKU (ignoring case). Nothing changed."
+)
 
 
 class StrictQueryParamsMixin:
@@ -31,6 +33,8 @@ class StrictQueryParamsMixin:
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if getattr(self, request.method.lower(), None) is None:
+            return  # the method is not allowed: let dispatch answer 405
         allowed = self.allowed_query_params()
         errors = {}
         for name, values in request.query_params.lists():
@@ -54,10 +58,19 @@ class StrictQueryParamsMixin:
 
 @extend_schema_view(
     list=extend_schema(summary="List products"),
-    create=extend_schema(summary="Create a product, with its initial stock"),
+    create=extend_schema(
+        summary="Create a product, with its initial stock",
+        responses={201: ProductSerializer, 409: SKU_CONFLICT},
+    ),
     retrieve=extend_schema(summary="Get a product"),
-    update=extend_schema(summary="Replace a product's fields (stock included)"),
-    partial_update=extend_schema(summary="Change some of a product's fields"),
+    update=extend_schema(
+        summary="Replace a product's fields (stock included)",
+        responses={200: ProductSerializer, 409: SKU_CONFLICT},
+    ),
+    partial_update=extend_schema(
+        summary="Change some of a product's fields",
+        responses={200: ProductSerializer, 409: SKU_CONFLICT},
+    ),
     destroy=extend_schema(summary="Delete a product"),
 )
 class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
@@ -117,9 +130,10 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
 
     def _change_stock(self, request, operation):
         """Validate the body, then let the service lock, check and write the row."""
+        product_id = self._product_id()  # an impossible id is a 404 whatever the body
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
-        product = operation(product_id=self._product_id(), quantity=body.validated_data["quantity"])
+        product = operation(product_id=product_id, quantity=body.validated_data["quantity"])
         return Response(ProductSerializer(product).data)
 
     def _product_id(self) -> int:
@@ -127,7 +141,7 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         pk = self.kwargs["pk"]
         if not (pk.isascii() and pk.isdigit() and len(pk) <= len(str(MAX_ID))):
             raise NotFound()
-        if int(pk) > MAX_ID:
+        if not 1 <= int(pk) <= MAX_ID:
             raise NotFound()
         return int(pk)
 
@@ -142,4 +156,4 @@ class ObtainTokenView(StrictQueryParamsMixin, ObtainAuthToken):
     # and taking JSON like the rest of the API.
     permission_classes = [AllowAny]
     throttle_classes = api_settings.DEFAULT_THROTTLE_CLASSES
-    parser_classes = [JSONParser]
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES

@@ -104,8 +104,8 @@ def test_concurrent_creates_of_one_sku_in_different_cases_make_one_product():
             response = client.post("/api/products/", {"sku": sku, "name": "Race"}, format="json")
             with lock:
                 statuses[response.status_code] += 1
-                if response.status_code == 400:
-                    assert "sku" in response.json()["errors"]
+                if response.status_code == 409:
+                    assert response.json()["code"] == "duplicate_sku"
         finally:
             connection.close()
 
@@ -115,5 +115,5 @@ def test_concurrent_creates_of_one_sku_in_different_cases_make_one_product():
     for thread in threads:
         thread.join()
 
-    assert statuses == {201: 1, 400: THREADS - 1}
+    assert statuses == {201: 1, 409: THREADS - 1}
     assert Product.objects.filter(sku__iexact="race-sku").count() == 1

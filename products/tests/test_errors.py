@@ -1,5 +1,8 @@
 """Every error is an RFC 9457 problem document with a stable `code`."""
 
+import io
+import json
+
 import pytest
 
 from products import services
@@ -102,3 +105,103 @@ def test_browsable_api_still_renders_errors_as_html(api_client):
 
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_lone_surrogate_in_a_field_name_is_a_400_not_a_crash(api_client):
+    response = api_client.generic(
+        "POST", "/api/products/", b'{"\\ud800": 1}', content_type="application/json"
+    )
+
+    body = assert_problem(response, 400, "validation_error")
+    assert list(body["errors"]) == ["\\ud800"]
+
+
+def test_json_nested_too_deeply_is_a_parse_error(api_client):
+    raw = b"[" * 100_000 + b"]" * 100_000
+
+    response = api_client.generic("POST", "/api/products/", raw, content_type="application/json")
+
+    assert_problem(response, 400, "parse_error")
+
+
+def test_a_body_over_the_size_limit_is_413(api_client, settings):
+    product = make_product(stock_quantity=5)
+    raw = b'{"quantity": 1}' + b" " * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+
+    response = api_client.generic(
+        "POST", f"/api/products/{product.pk}/increment/", raw, content_type="application/json"
+    )
+
+    assert_problem(response, 413, "request_too_large")
+    product.refresh_from_db()
+    assert product.stock_quantity == 5
+
+
+def test_too_many_query_parameters_is_400(api_client):
+    query = "&".join(f"k{i}=1" for i in range(1001))
+
+    response = api_client.get(f"/api/products/?{query}")
+
+    assert_problem(response, 400, "validation_error")
+
+
+def test_a_method_not_allowed_is_405_whatever_the_query_string(api_client):
+    response = api_client.generic("TRACE", "/api/products/below_requirement/?page=1")
+
+    assert_problem(response, 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("product_id", ["0", "abc", "9" * 20])
+def test_a_stock_operation_on_an_impossible_id_is_404_whatever_the_body(api_client, product_id):
+    url = f"/api/products/{product_id}/decrement/"
+
+    response = api_client.post(url, {"quantity": "x"}, format="json")
+
+    assert_problem(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_unknown_api_url_is_a_404_for_every_method_not_a_csrf_failure(method):
+    from rest_framework.test import APIClient
+
+    client = APIClient(enforce_csrf_checks=True)
+    response = getattr(client, method)("/api/products", {"quantity": 1}, format="json")
+
+    assert_problem(response, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=rot13", "application/json; charset=base64", "text/x; charset=\x00"],
+)
+def test_the_wsgi_app_refuses_an_unusable_charset_with_a_415_problem(content_type):
+    from inventory_project.wsgi import application
+
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/products/",
+        "QUERY_STRING": "page=1",
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": "2",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "wsgi.input": io.BytesIO(b"{}"),
+        "wsgi.url_scheme": "http",
+    }
+    started = {}
+
+    body = b"".join(
+        application(environ, lambda status, headers: started.update(s=status, h=headers))
+    )
+
+    assert started["s"] == "415 Unsupported Media Type"
+    assert ("Content-Type", "application/problem+json") in started["h"]
+    assert json.loads(body)["code"] == "unsupported_media_type"
+
+
+def test_the_wsgi_app_passes_usable_charsets_through():
+    from inventory_project.wsgi import charset_is_usable
+
+    assert charset_is_usable("application/json; charset=utf-8")
+    assert charset_is_usable("application/json")
+    assert not charset_is_usable("application/json; charset=no-such-codec")

@@ -65,8 +65,9 @@ def test_sku_uniqueness_ignores_case(api_client):
 
     response = api_client.post(LIST_URL, valid_body(sku="ABC-1"), format="json")
 
-    assert response.status_code == 400
-    assert response.json()["errors"]["sku"] == ["A product with this SKU already exists."]
+    assert response.status_code == 409
+    assert response.json()["code"] == "duplicate_sku"
+    assert response.json()["detail"] == "A product with SKU 'ABC-1' already exists."
     assert Product.objects.count() == 1
 
 
@@ -85,8 +86,8 @@ def test_update_to_another_products_sku_is_refused(api_client):
 
     response = api_client.patch(detail_url(product.pk), {"sku": "TAKEN"}, format="json")
 
-    assert response.status_code == 400
-    assert "sku" in response.json()["errors"]
+    assert response.status_code == 409
+    assert response.json()["code"] == "duplicate_sku"
     product.refresh_from_db()
     assert product.sku == "mine"
 
@@ -281,6 +282,8 @@ INVALID_FIELDS = [
     ("sku", ["a"]),
     ("sku", "bad\x00sku"),
     ("sku", "tab\tsku"),
+    ("sku", "c1\x85control"),
+    ("sku", " " * 10 + "x" * 60),
     ("name", ""),
     ("name", "n" * 201),
     ("name", None),
@@ -298,6 +301,16 @@ INVALID_FIELDS = [
     ("price", "1.005"),
     ("price", "12345678901.00"),
     ("price", True),
+    ("price", 0),
+    ("price", 12.5),
+    ("price", ""),
+    ("price", "-0"),
+    ("price", "+1"),
+    ("price", "1_000"),
+    ("price", "\u0661\u0662"),
+    ("price", "1e2"),
+    ("price", " 1.5 "),
+    ("price", "1."),
     ("price", None),
     ("price", {"amount": 1}),
     ("stock_quantity", -1),
@@ -343,8 +356,19 @@ def test_largest_stock_value_is_accepted(api_client):
     assert Product.objects.get().stock_quantity == MAX_STOCK
 
 
-def test_decimal_price_given_as_a_json_number_is_accepted(api_client):
-    response = api_client.post(LIST_URL, valid_body(price=12.5), format="json")
+@pytest.mark.parametrize(("sent", "stored"), [("12.5", "12.50"), ("3", "3.00"), ("0.07", "0.07")])
+def test_price_is_a_decimal_string(api_client, sent, stored):
+    response = api_client.post(LIST_URL, valid_body(price=sent), format="json")
 
     assert response.status_code == 201
-    assert response.json()["price"] == "12.50"
+    assert response.json()["price"] == stored
+    assert str(Product.objects.get().price) == stored
+
+
+def test_unknown_fields_are_reported_at_most_twenty_at_a_time(api_client):
+    body = {f"field{i:03d}": i for i in range(500)}
+
+    response = api_client.post(LIST_URL, body, format="json")
+
+    assert response.status_code == 400
+    assert len(response.json()["errors"]) == 20
