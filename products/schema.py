@@ -1,5 +1,7 @@
 """OpenAPI documentation of the problem responses every endpoint can give."""
 
+import re
+
 from drf_spectacular.openapi import AutoSchema
 
 from .errors import PROBLEM_CONTENT_TYPE
@@ -49,6 +51,8 @@ def document_problem_responses(result, generator, request, public):
     for name, schema in schemas.items():
         if name.endswith("Request") and schema.get("type") == "object":
             schema["additionalProperties"] = False  # unknown fields are a 400
+        for prop in schema.get("properties", {}).values():
+            _collapse_blank_alternative(prop)
     problem_content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in result.get("paths", {}).items():
         for operation in operations.values():
@@ -67,6 +71,18 @@ def document_problem_responses(result, generator, request, public):
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = problem_content
     return result
+
+
+def _collapse_blank_alternative(prop: dict) -> None:
+    """drf-spectacular writes a blank-allowed string with a pattern as
+    `oneOf: [{pattern…}, {maxLength: 0}]`; when the pattern itself admits "", both
+    branches match "" and the oneOf is violated. Keep the one branch that says it all."""
+    branches = prop.get("oneOf", [])
+    if len(branches) == 2 and branches[1] == {"type": "string", "maxLength": 0}:
+        inner = branches[0]
+        if inner.get("minLength", 0) == 0 and re.search(inner.get("pattern", ""), ""):
+            del prop["oneOf"]
+            prop.update(inner)
 
 
 class InventoryAutoSchema(AutoSchema):

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 
 from .models import MAX_STOCK, Product
 
@@ -39,6 +40,15 @@ class StrictCharField(serializers.CharField):
         if self.max_length is not None and len(data) > self.max_length:
             self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "string", "maxLength": 5000, "pattern": r"^[^\u0000]*$"})
+class DescriptionField(StrictCharField):
+    """Free text, possibly empty, up to 5,000 characters. (Its own schema: drf-spectacular
+    would describe a blank-allowed field with a pattern as an ambiguous oneOf.)"""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=5000, allow_blank=True, **kwargs)
 
 
 @extend_schema_field(
@@ -90,9 +100,7 @@ class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
         "unique ignoring case.",
     )
     name = StrictCharField(max_length=200, validators=[one_line_of_text])
-    description = StrictCharField(
-        max_length=5000, required=False, allow_blank=True, validators=[no_nul_characters]
-    )
+    description = DescriptionField(required=False)
     price = MoneyField(required=False, help_text='Unit price as a decimal string, e.g. "12.50".')
     stock_quantity = StrictIntegerField(
         min_value=0,
@@ -128,4 +136,19 @@ class StockChangeSerializer(StrictSerializer):
 
     quantity = StrictIntegerField(
         min_value=1, max_value=MAX_STOCK, help_text="Units to add or remove (≥ 1)."
+    )
+
+
+class TokenRequestSerializer(StrictSerializer, AuthTokenSerializer):
+    """A username and password."""
+
+    username = StrictCharField(
+        max_length=150, trim_whitespace=False, write_only=True, validators=[no_nul_characters]
+    )
+    password = StrictCharField(
+        max_length=4096,
+        trim_whitespace=False,
+        write_only=True,
+        validators=[no_nul_characters],
+        style={"input_type": "password"},
     )

@@ -1,8 +1,14 @@
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import viewsets
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers, viewsets
+from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -10,7 +16,7 @@ from rest_framework.settings import api_settings
 from . import selectors, services
 from .models import Product
 from .permissions import CanAdjustStock, ProductPermissions
-from .serializers import ProductSerializer, StockChangeSerializer
+from .serializers import ProductSerializer, StockChangeSerializer, TokenRequestSerializer
 
 MAX_ID = 2**63 - 1  # the id column is a 64-bit integer
 
@@ -150,10 +156,24 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
     summary="Exchange a username and password for the user's API token",
     description="Returns the user's token, creating it on first use. Send it as "
     "`Authorization: Token <key>`. Throttled per client address.",
+    responses={
+        200: inline_serializer("AuthToken", {"token": serializers.CharField()}),
+        401: OpenApiResponse(description="`authentication_failed`: wrong username or password."),
+    },
 )
 class ObtainTokenView(StrictQueryParamsMixin, ObtainAuthToken):
-    # DRF's token view, but throttled like every other endpoint (password guessing)
-    # and taking JSON like the rest of the API.
+    # DRF's token view, but throttled like every other endpoint (password guessing),
+    # taking JSON like the rest of the API, and answering wrong credentials with 401.
     permission_classes = [AllowAny]
     throttle_classes = api_settings.DEFAULT_THROTTLE_CLASSES
     parser_classes = api_settings.DEFAULT_PARSER_CLASSES
+    serializer_class = TokenRequestSerializer
+
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        if not serializer.is_valid():
+            if "non_field_errors" in serializer.errors:  # fields fine, credentials wrong
+                raise AuthenticationFailed(str(serializer.errors["non_field_errors"][0]))
+            raise ValidationError(serializer.errors)
+        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
+        return Response({"token": token.key})

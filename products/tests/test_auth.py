@@ -141,21 +141,26 @@ def test_token_endpoint_exchanges_credentials_for_the_users_token():
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "status", "code"),
     [
-        {"username": "scanner7", "password": "wrong"},
-        {"username": "nobody", "password": "s3cret-pass-9"},
-        {"username": "scanner7"},
-        {},
+        ({"username": "scanner7", "password": "wrong"}, 401, "authentication_failed"),
+        ({"username": "nobody", "password": "s3cret-pass-9"}, 401, "authentication_failed"),
+        ({"username": "scanner7"}, 400, "validation_error"),
+        ({}, 400, "validation_error"),
+        (
+            {"username": "scanner7", "password": "s3cret-pass-9", "extra": 1},
+            400,
+            "validation_error",
+        ),
     ],
 )
-def test_token_endpoint_refuses_bad_credentials_with_400(body):
+def test_token_endpoint_refuses_bad_credentials(body, status, code):
     get_user_model().objects.create_user("scanner7", password="s3cret-pass-9")
 
     response = APIClient().post("/api/auth/token/", body, format="json")
 
-    assert response.status_code == 400
-    assert response.json()["code"] == "validation_error"
+    assert response.status_code == status
+    assert response.json()["code"] == code
     assert "token" not in response.json()
     assert not Token.objects.exists()
 
@@ -196,7 +201,7 @@ def test_anonymous_requests_over_the_rate_get_429(monkeypatch):
 
     statuses = [client.post("/api/auth/token/", body, format="json").status_code for _ in range(3)]
 
-    assert statuses == [400, 400, 429]
+    assert statuses == [401, 401, 429]
 
 
 def test_throttle_rates_come_from_the_environment():
