@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "products",
@@ -121,6 +122,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# How long an Idempotency-Key's stored response is replayed; `manage.py
+# purge_idempotency_keys` deletes older ones.
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+
+# The most lines one POST /api/stock-adjustments/ may carry.
+STOCK_ADJUSTMENT_MAX_LINES = env.int("STOCK_ADJUSTMENT_MAX_LINES", default=200)
+
 REST_FRAMEWORK = {
     # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -137,7 +145,7 @@ REST_FRAMEWORK = {
         "user": env.str("THROTTLE_USER", default="3000/minute"),
     },
     "DEFAULT_SCHEMA_CLASS": "products.schema.InventoryAutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "products.pagination.ProductPagination",
+    "DEFAULT_PAGINATION_CLASS": "products.pagination.StrictPageNumberPagination",
     "DEFAULT_PARSER_CLASSES": ["products.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",

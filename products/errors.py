@@ -29,17 +29,30 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .services import DuplicateSku, InsufficientStock, InventoryError, StockLimitExceeded
+from .services import (
+    DuplicateSku,
+    InsufficientStock,
+    InventoryError,
+    LinesRefused,
+    StockChanged,
+    StockLimitExceeded,
+    VersionMismatch,
+)
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
 
+# Domain errors not listed here (invalid quantity, unknown products in a bulk
+# adjustment) are 400s.
 DOMAIN_STATUS = {
     InsufficientStock: HTTPStatus.CONFLICT,
     StockLimitExceeded: HTTPStatus.CONFLICT,
+    StockChanged: HTTPStatus.CONFLICT,
+    LinesRefused: HTTPStatus.CONFLICT,
     DuplicateSku: HTTPStatus.CONFLICT,
+    VersionMismatch: HTTPStatus.PRECONDITION_FAILED,
 }
 
 

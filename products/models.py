@@ -1,9 +1,13 @@
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 # Stock and thresholds are 64-bit signed integers in every database we support.
 MAX_STOCK = 2**63 - 1
@@ -25,11 +29,16 @@ class Product(models.Model):
     low_stock_threshold = models.BigIntegerField(
         default=0, validators=[MinValueValidator(0), MaxValueValidator(MAX_STOCK)]
     )
+    # Bumped by every change: the ETag, for If-Match on PUT/PATCH.
+    version = models.PositiveBigIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        permissions = [("adjust_stock", "Can increment and decrement stock")]
+        permissions = [
+            ("adjust_stock", "Can increment and decrement stock"),
+            ("count_stock", "Can set stock to a counted quantity"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 Lower("sku"),
@@ -53,3 +62,96 @@ class Product(models.Model):
     @property
     def is_below_requirement(self) -> bool:
         return self.stock_quantity <= self.low_stock_threshold
+
+
+class StockMovement(models.Model):
+    """One change of one product's stock: the append-only ledger.
+
+    Written by the services in the same transaction as the change. The product's SKU
+    and name are copied, so the history outlives the product.
+    """
+
+    class Kind(models.TextChoices):
+        INITIAL = "initial"
+        INCREMENT = "increment"
+        DECREMENT = "decrement"
+        COUNT = "count"
+        ADJUSTMENT = "adjustment"
+
+    class Reason(models.TextChoices):
+        RECEIVED = "received"
+        SHIPPED = "shipped"
+        RETURNED = "returned"
+        DAMAGED = "damaged"
+        LOST = "lost"
+        CORRECTION = "correction"
+        COUNT = "count"
+        OTHER = "other"
+
+    class Source(models.TextChoices):
+        API = "api"
+        ADMIN = "admin"
+        COMMAND = "command"
+
+    product = models.ForeignKey(
+        Product, null=True, on_delete=models.SET_NULL, related_name="movements"
+    )
+    sku = models.CharField("SKU", max_length=64)
+    product_name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind)
+    reason = models.CharField(max_length=16, choices=Reason)
+    note = models.TextField(blank=True, default="")
+    reference = models.CharField(max_length=100, blank=True, default="")
+    delta = models.BigIntegerField()
+    quantity_before = models.BigIntegerField()
+    quantity_after = models.BigIntegerField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=16, choices=Source)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["product", "-id"], name="movement_product_newest")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity_after=F("quantity_before") + F("delta")),
+                name="movement_after_is_before_plus_delta",
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity_before__gte=0, quantity_after__gte=0),
+                name="movement_quantities_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=~Q(delta=0) | Q(kind="count"), name="movement_delta_not_0_unless_count"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.delta:+d} ({self.kind})"
+
+
+class IdempotencyKey(models.Model):
+    """A client's Idempotency-Key and the response its first request got.
+
+    `status_code` is null until that request has finished; the row lock taken while it
+    runs is what tells a concurrent retry that it is still in progress.
+    """
+
+    scope = models.CharField(max_length=64)  # whose key: "user:<id>"
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of method, path and body
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"
+
+    def is_expired(self, ttl: timedelta) -> bool:
+        return self.created_at < timezone.now() - ttl

@@ -3,7 +3,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
 
-class ProductPagination(PageNumberPagination):
+class StrictPageNumberPagination(PageNumberPagination):
     """Page-number pagination whose `page` and `page_size` are validated, not guessed.
 
     A page size outside 1..max_page_size, or a page that is not a positive integer,

@@ -1,10 +1,10 @@
 from rest_framework.permissions import BasePermission, DjangoModelPermissions
 
-from .roles import ADJUST_STOCK
+from .roles import ADJUST_STOCK, COUNT_STOCK, VIEW_MOVEMENTS
 
 
-class ProductPermissions(DjangoModelPermissions):
-    """Django model permissions, with reading guarded too: `view_product` for GET."""
+class ModelPermissions(DjangoModelPermissions):
+    """Django model permissions, with reading guarded too: `view_<model>` for GET."""
 
     perms_map = {
         **DjangoModelPermissions.perms_map,
@@ -14,8 +14,24 @@ class ProductPermissions(DjangoModelPermissions):
     }
 
 
-class CanAdjustStock(BasePermission):
-    """The `products.adjust_stock` permission: increment and decrement, nothing else."""
+class HasPermission(BasePermission):
+    """The user holds `permission` (set by a subclass)."""
+
+    permission: str
 
     def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.has_perm(ADJUST_STOCK))
+        return bool(request.user and request.user.has_perm(self.permission))
+
+
+class CanAdjustStock(HasPermission):
+    """Increment, decrement and bulk adjustments."""
+
+    permission = ADJUST_STOCK
+
+
+class CanCountStock(HasPermission):
+    permission = COUNT_STOCK
+
+
+class CanViewMovements(HasPermission):
+    permission = VIEW_MOVEMENTS

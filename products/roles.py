@@ -11,6 +11,8 @@ INVENTORY_ADMIN = "Inventory admin"
 WAREHOUSE_STAFF = "Warehouse staff"
 
 ADJUST_STOCK = "products.adjust_stock"
+COUNT_STOCK = "products.count_stock"
+VIEW_MOVEMENTS = "products.view_stockmovement"
 
 ROLES = {
     INVENTORY_ADMIN: [
@@ -19,6 +21,8 @@ ROLES = {
         "products.change_product",
         "products.delete_product",
         ADJUST_STOCK,
+        COUNT_STOCK,
+        VIEW_MOVEMENTS,
     ],
     WAREHOUSE_STAFF: ["products.view_product", ADJUST_STOCK],
 }

@@ -3,7 +3,7 @@
 from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Lower
 
-from .models import Product
+from .models import Product, StockMovement
 
 
 def below_requirement(queryset: QuerySet[Product] | None = None) -> QuerySet[Product]:
@@ -26,3 +26,8 @@ def sku_taken(sku: str, *, exclude_id: int | None = None) -> bool:
     if exclude_id is not None:
         queryset = queryset.exclude(pk=exclude_id)
     return queryset.exists()
+
+
+def movements() -> QuerySet[StockMovement]:
+    """The ledger, newest first, with each movement's user."""
+    return StockMovement.objects.select_related("user").order_by("-id")

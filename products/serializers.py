@@ -3,12 +3,13 @@
 import re
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 
-from .models import MAX_STOCK, Product
+from .models import MAX_STOCK, Product, StockMovement
 
 # One line of text: no control characters (C0, DEL, C1), and not only spaces.
 one_line_of_text = RegexValidator(
@@ -131,12 +132,113 @@ class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
-class StockChangeSerializer(StrictSerializer):
-    """How many units to add or remove."""
+class MovementDetailsSerializer(StrictSerializer):
+    """Why stock changes: recorded on the movement."""
+
+    reason = serializers.ChoiceField(
+        choices=StockMovement.Reason.choices,
+        required=False,
+        help_text="Defaults to `received` for increments, `shipped` for decrements, "
+        "`count` for counts and `correction` for adjustments.",
+    )
+    note = StrictCharField(max_length=1000, required=False, allow_blank=True)
+    reference = StrictCharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        validators=[one_line_of_text],
+        help_text="E.g. a purchase order or delivery number.",
+    )
+
+
+class StockChangeSerializer(MovementDetailsSerializer):
+    """How many units to add or remove, and why."""
 
     quantity = StrictIntegerField(
         min_value=1, max_value=MAX_STOCK, help_text="Units to add or remove (≥ 1)."
     )
+    expected_quantity = StrictIntegerField(
+        min_value=0,
+        max_value=MAX_STOCK,
+        required=False,
+        help_text="Compare-and-set: refuse with 409 `stock_changed` unless stock is this.",
+    )
+
+
+class StockCountSerializer(MovementDetailsSerializer):
+    """The quantity found by a physical count."""
+
+    counted_quantity = StrictIntegerField(min_value=0, max_value=MAX_STOCK)
+    expected_quantity = StrictIntegerField(
+        min_value=0,
+        max_value=MAX_STOCK,
+        required=False,
+        help_text="Compare-and-set: refuse with 409 `stock_changed` unless stock is this.",
+    )
+
+
+class AdjustmentLineSerializer(StrictSerializer):
+    """One product, by `product` id or by `sku`, and a signed change."""
+
+    product = StrictIntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    sku = StrictCharField(max_length=64, required=False, validators=[one_line_of_text])
+    delta = StrictIntegerField(
+        min_value=-MAX_STOCK,
+        max_value=MAX_STOCK,
+        help_text="Units to add (+) or remove (−); not 0.",
+    )
+
+    def validate_delta(self, value: int) -> int:
+        if value == 0:
+            raise serializers.ValidationError("Must not be 0.")
+        return value
+
+    def validate(self, attrs):
+        if ("product" in attrs) == ("sku" in attrs):
+            raise serializers.ValidationError("Give exactly one of `product` (an id) or `sku`.")
+        return attrs
+
+
+class StockAdjustmentSerializer(MovementDetailsSerializer):
+    """Several stock changes applied together: all of them, or none."""
+
+    lines = serializers.ListField(
+        child=AdjustmentLineSerializer(),
+        min_length=1,
+        max_length=settings.STOCK_ADJUSTMENT_MAX_LINES,
+    )
+
+
+class StockMovementSerializer(serializers.ModelSerializer):
+    """One recorded change of stock."""
+
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = StockMovement
+        fields = [
+            "id",
+            "product",
+            "sku",
+            "product_name",
+            "kind",
+            "reason",
+            "note",
+            "reference",
+            "delta",
+            "quantity_before",
+            "quantity_after",
+            "user",
+            "source",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class StockAdjustmentResultSerializer(serializers.Serializer):
+    """The movements a bulk adjustment wrote, one per line, in line order."""
+
+    movements = StockMovementSerializer(many=True)
 
 
 class TokenRequestSerializer(StrictSerializer, AuthTokenSerializer):

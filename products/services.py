@@ -1,24 +1,63 @@
 """Every rule that changes a product or its stock.
 
 The API, the admin and the management commands all call these functions; nothing
-else writes `stock_quantity`. Each one runs in its own transaction and, when it
-changes an existing product, holds that product's row lock (`SELECT ... FOR UPDATE`)
-from the read to the commit, so concurrent changes queue up instead of overwriting
-each other. The CHECK constraints on the table back these rules up.
+else writes `stock_quantity` or the ledger. Each function runs in one transaction
+and, when it changes an existing product, holds that product's row lock
+(`SELECT ... FOR UPDATE`) from the read to the commit, so concurrent changes queue
+up instead of overwriting each other. Every change of stock writes one
+`StockMovement` in the same transaction. The CHECK constraints on both tables back
+these rules up.
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from . import selectors
-from .models import MAX_STOCK, Product
+from .models import MAX_STOCK, Product, StockMovement
+
+Kind = StockMovement.Kind
+Reason = StockMovement.Reason
+Source = StockMovement.Source
 
 EDITABLE_FIELDS = frozenset(
     {"sku", "name", "description", "price", "stock_quantity", "low_stock_threshold"}
 )
+DEFAULT_REASON = {
+    Kind.INITIAL: Reason.RECEIVED,
+    Kind.INCREMENT: Reason.RECEIVED,
+    Kind.DECREMENT: Reason.SHIPPED,
+    Kind.COUNT: Reason.COUNT,
+    Kind.ADJUSTMENT: Reason.CORRECTION,
+}
+
+
+@dataclass(frozen=True)
+class Audit:
+    """Who changes stock, through what, and why: copied onto every movement.
+
+    An empty `reason` means the kind's default (received for increments, shipped
+    for decrements, count for counts, correction for adjustments).
+    """
+
+    user: Any = None
+    source: str = Source.API
+    reason: str = ""
+    note: str = ""
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class AdjustmentLine:
+    """One line of a bulk adjustment: a product, by id or by SKU, and a signed delta."""
+
+    delta: int
+    product_id: int | None = None
+    sku: str | None = None
 
 
 class InventoryError(Exception):
@@ -58,11 +97,58 @@ class StockLimitExceeded(InventoryError):
         )
 
 
+class StockChanged(InventoryError):
+    """The caller's compare-and-set `expected_quantity` no longer holds."""
+
+    code = "stock_changed"
+
+    def __init__(self, *, current: int, expected: int) -> None:
+        super().__init__(
+            f"Stock is {current}, not the expected {expected}; nothing changed.",
+            current_quantity=current,
+            expected_quantity=expected,
+        )
+
+
+class VersionMismatch(InventoryError):
+    """The caller's If-Match names a version of the product that is no longer current."""
+
+    code = "precondition_failed"
+
+    def __init__(self, *, current: int) -> None:
+        super().__init__(
+            "The product changed since you read it (If-Match does not match its ETag); "
+            "fetch it again and reapply your change.",
+            current_version=current,
+        )
+
+
 class DuplicateSku(InventoryError):
     code = "duplicate_sku"
 
     def __init__(self, sku: str) -> None:
         super().__init__(f"A product with SKU {sku!r} already exists.", sku=sku)
+
+
+class UnknownProducts(InventoryError):
+    code = "unknown_product"
+
+    def __init__(self, lines: list[dict]) -> None:
+        super().__init__("Some lines name no existing product; nothing changed.", lines=lines)
+
+
+class LinesRefused(InventoryError):
+    """Bulk adjustment lines that would take stock below 0 (or past the maximum)."""
+
+    def __init__(self, code: str, lines: list[dict]) -> None:
+        self.code = code
+        what = "go below zero" if code == InsufficientStock.code else f"exceed {MAX_STOCK}"
+        super().__init__(
+            f"{len(lines)} line(s) would take stock {what}; nothing changed.", lines=lines
+        )
+
+
+# Products
 
 
 def create_product(
@@ -73,14 +159,15 @@ def create_product(
     price: Decimal = Decimal("0.00"),
     stock_quantity: int = 0,
     low_stock_threshold: int = 0,
+    audit: Audit = Audit(),
 ) -> Product:
-    """Create a product, with its initial stock."""
+    """Create a product; an initial stock is recorded as an `initial` movement."""
     _check_quantity_value(stock_quantity, field="stock_quantity")
     if selectors.sku_taken(sku):
         raise DuplicateSku(sku)
     try:
         with transaction.atomic():
-            return Product.objects.create(
+            product = Product.objects.create(
                 sku=sku,
                 name=name,
                 description=description,
@@ -88,14 +175,25 @@ def create_product(
                 stock_quantity=stock_quantity,
                 low_stock_threshold=low_stock_threshold,
             )
+            if stock_quantity:
+                _record(product, Kind.INITIAL, before=0, audit=audit)
     except IntegrityError as exc:
         if _is_sku_conflict(exc):
             raise DuplicateSku(sku) from exc
         raise
+    return product
 
 
-def update_product(*, product_id: int, changes: Mapping[str, Any]) -> Product:
-    """Change a product's fields, including a direct set of its stock, under its row lock."""
+def update_product(
+    *,
+    product_id: int,
+    changes: Mapping[str, Any],
+    audit: Audit = Audit(),
+    expected_versions: Collection[int] | None = None,
+) -> Product:
+    """Change a product's fields under its row lock; a new stock_quantity is recorded
+    as an `adjustment`. With `expected_versions` (from If-Match), refuse unless the
+    product is still at one of them."""
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
         raise TypeError(f"Not editable: {', '.join(sorted(unknown))}")
@@ -106,9 +204,15 @@ def update_product(*, product_id: int, changes: Mapping[str, Any]) -> Product:
     try:
         with transaction.atomic():
             product = _lock(product_id)
+            if expected_versions is not None and product.version not in expected_versions:
+                raise VersionMismatch(current=product.version)
+            before = product.stock_quantity
             for field, value in changes.items():
                 setattr(product, field, value)
+            product.version += 1
             product.save()
+            if product.stock_quantity != before:
+                _record(product, Kind.ADJUSTMENT, before=before, audit=audit)
     except IntegrityError as exc:
         if _is_sku_conflict(exc):
             raise DuplicateSku(changes["sku"]) from exc
@@ -116,28 +220,120 @@ def update_product(*, product_id: int, changes: Mapping[str, Any]) -> Product:
     return product
 
 
-def increment_stock(*, product_id: int, quantity: int) -> Product:
+# Stock operations
+
+
+def increment_stock(
+    *,
+    product_id: int,
+    quantity: int,
+    audit: Audit = Audit(),
+    expected_quantity: int | None = None,
+) -> Product:
     """Add `quantity` (≥ 1) units to a product's stock."""
     _check_operation_quantity(quantity)
-    return _change_stock(product_id=product_id, delta=quantity)
+    return _change_stock(
+        product_id, delta=quantity, kind=Kind.INCREMENT, audit=audit, expected=expected_quantity
+    )
 
 
-def decrement_stock(*, product_id: int, quantity: int) -> Product:
+def decrement_stock(
+    *,
+    product_id: int,
+    quantity: int,
+    audit: Audit = Audit(),
+    expected_quantity: int | None = None,
+) -> Product:
     """Remove `quantity` (≥ 1) units; refuse with InsufficientStock rather than go below 0."""
     _check_operation_quantity(quantity)
-    return _change_stock(product_id=product_id, delta=-quantity)
+    return _change_stock(
+        product_id, delta=-quantity, kind=Kind.DECREMENT, audit=audit, expected=expected_quantity
+    )
 
 
-def _change_stock(*, product_id: int, delta: int) -> Product:
+def count_stock(
+    *,
+    product_id: int,
+    counted_quantity: int,
+    audit: Audit = Audit(),
+    expected_quantity: int | None = None,
+) -> Product:
+    """Set stock to a physical count; the difference (possibly 0) is recorded as a `count`."""
+    _check_quantity_value(counted_quantity, field="counted_quantity")
     with transaction.atomic():
         product = _lock(product_id)
+        _check_expected(product, expected_quantity)
+        _write_stock(product, counted_quantity, Kind.COUNT, audit)
+    return product
+
+
+def adjust_stock_bulk(
+    *, lines: Sequence[AdjustmentLine], audit: Audit = Audit()
+) -> list[StockMovement]:
+    """Apply every line or none: one `adjustment` movement per line, in line order.
+
+    The rows are locked in id order, whatever the order of the lines, so that two
+    bulk adjustments over the same products cannot deadlock each other.
+    """
+    for line in lines:
+        _check_delta(line.delta)
+    ids_by_line = _resolve_products(lines)
+    with transaction.atomic():
+        locked = {
+            product.pk: product
+            for product in Product.objects.select_for_update()
+            .filter(pk__in=set(ids_by_line))
+            .order_by("pk")
+        }
+        missing = [
+            _describe(index, line)
+            for index, (line, product_id) in enumerate(zip(lines, ids_by_line, strict=True))
+            if product_id not in locked
+        ]
+        if missing:
+            raise UnknownProducts(missing)
+
+        quantities = {pk: product.stock_quantity for pk, product in locked.items()}
+        plan, below_zero, too_high = [], [], []
+        for index, (line, product_id) in enumerate(zip(lines, ids_by_line, strict=True)):
+            before = quantities[product_id]
+            after = before + line.delta
+            refused = {**_describe(index, line, product_id), "available": before}
+            if after < 0:
+                below_zero.append(refused)
+            elif after > MAX_STOCK:
+                too_high.append(refused)
+            quantities[product_id] = after
+            plan.append((locked[product_id], before, after))
+        if below_zero:
+            raise LinesRefused(InsufficientStock.code, below_zero)
+        if too_high:
+            raise LinesRefused(StockLimitExceeded.code, too_high)
+
+        now = timezone.now()
+        for product in locked.values():
+            product.stock_quantity = quantities[product.pk]
+            product.version += 1
+            product.updated_at = now
+        Product.objects.bulk_update(locked.values(), ["stock_quantity", "version", "updated_at"])
+        return StockMovement.objects.bulk_create(
+            _movement(product, Kind.ADJUSTMENT, before, after, audit)
+            for product, before, after in plan
+        )
+
+
+def _change_stock(
+    product_id: int, *, delta: int, kind: str, audit: Audit, expected: int | None
+) -> Product:
+    with transaction.atomic():
+        product = _lock(product_id)
+        _check_expected(product, expected)
         new_quantity = product.stock_quantity + delta
         if new_quantity < 0:
             raise InsufficientStock(available=product.stock_quantity, requested=-delta)
         if new_quantity > MAX_STOCK:
             raise StockLimitExceeded(current=product.stock_quantity, requested=delta)
-        product.stock_quantity = new_quantity
-        product.save(update_fields=["stock_quantity", "updated_at"])
+        _write_stock(product, new_quantity, kind, audit)
     return product
 
 
@@ -146,18 +342,85 @@ def _lock(product_id: int) -> Product:
     return Product.objects.select_for_update().get(pk=product_id)
 
 
+def _write_stock(product: Product, new_quantity: int, kind: str, audit: Audit) -> None:
+    """Write a locked product's new stock and its movement: one UPDATE, one INSERT."""
+    before = product.stock_quantity
+    product.stock_quantity = new_quantity
+    product.version += 1
+    product.save(update_fields=["stock_quantity", "version", "updated_at"])
+    _record(product, kind, before=before, audit=audit)
+
+
+def _record(product: Product, kind: str, *, before: int, audit: Audit) -> StockMovement:
+    movement = _movement(product, kind, before, product.stock_quantity, audit)
+    movement.save(force_insert=True)
+    return movement
+
+
+def _movement(product: Product, kind: str, before: int, after: int, audit: Audit) -> StockMovement:
+    user = audit.user if getattr(audit.user, "is_authenticated", False) else None
+    return StockMovement(
+        product=product,
+        sku=product.sku,
+        product_name=product.name,
+        kind=kind,
+        reason=audit.reason or DEFAULT_REASON[kind],
+        note=audit.note,
+        reference=audit.reference,
+        delta=after - before,
+        quantity_before=before,
+        quantity_after=after,
+        user=user,
+        source=audit.source,
+    )
+
+
+def _resolve_products(lines: Sequence[AdjustmentLine]) -> list[int | None]:
+    """Each line's product id: as given, or looked up by SKU (ignoring case)."""
+    by_sku = {
+        sku: selectors.with_sku(sku).values_list("pk", flat=True).first()
+        for sku in {line.sku for line in lines if line.product_id is None}
+    }
+    return [line.product_id if line.product_id is not None else by_sku[line.sku] for line in lines]
+
+
+def _describe(index: int, line: AdjustmentLine, product_id: int | None = None) -> dict:
+    described = {"line": index, "delta": line.delta}
+    if line.product_id is not None or product_id is not None:
+        described["product"] = line.product_id or product_id
+    if line.sku is not None:
+        described["sku"] = line.sku
+    return described
+
+
+def _check_expected(product: Product, expected: int | None) -> None:
+    if expected is not None and product.stock_quantity != expected:
+        raise StockChanged(current=product.stock_quantity, expected=expected)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_operation_quantity(quantity: int) -> None:
-    if isinstance(quantity, bool) or not isinstance(quantity, int):
+    if not _is_int(quantity):
         raise InvalidQuantity("Quantity must be a whole number.")
     if not 1 <= quantity <= MAX_STOCK:
         raise InvalidQuantity(f"Quantity must be between 1 and {MAX_STOCK}.")
 
 
 def _check_quantity_value(quantity: int, *, field: str) -> None:
-    if isinstance(quantity, bool) or not isinstance(quantity, int):
+    if not _is_int(quantity):
         raise InvalidQuantity(f"{field} must be a whole number.")
     if not 0 <= quantity <= MAX_STOCK:
         raise InvalidQuantity(f"{field} must be between 0 and {MAX_STOCK}.")
+
+
+def _check_delta(delta: int) -> None:
+    if not _is_int(delta):
+        raise InvalidQuantity("delta must be a whole number.")
+    if delta == 0 or abs(delta) > MAX_STOCK:
+        raise InvalidQuantity(f"delta must be non-zero, between -{MAX_STOCK} and {MAX_STOCK}.")
 
 
 def _is_sku_conflict(exc: IntegrityError) -> bool:

@@ -1,4 +1,8 @@
+from collections.abc import Mapping
+
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
@@ -13,29 +17,67 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from . import selectors, services
+from . import idempotency, selectors, services
+from .filters import StockMovementFilter
 from .models import Product
-from .permissions import CanAdjustStock, ProductPermissions
-from .serializers import ProductSerializer, StockChangeSerializer, TokenRequestSerializer
+from .permissions import CanAdjustStock, CanCountStock, CanViewMovements, ModelPermissions
+from .serializers import (
+    ProductSerializer,
+    StockAdjustmentResultSerializer,
+    StockAdjustmentSerializer,
+    StockChangeSerializer,
+    StockCountSerializer,
+    StockMovementSerializer,
+    TokenRequestSerializer,
+)
 
-MAX_ID = 2**63 - 1  # the id column is a 64-bit integer
+MAX_ID = 2**63 - 1  # the id columns are 64-bit integers
 
 STOCK_CONFLICT = OpenApiResponse(
-    description="Not enough stock (`insufficient_stock`, with `available`), or the "
-    "result would exceed the largest storable quantity (`stock_limit_exceeded`). "
-    "Nothing changed.",
+    description="Nothing changed, because: not enough stock (`insufficient_stock`, with "
+    "`available`); the result would exceed the largest storable quantity "
+    "(`stock_limit_exceeded`); stock is not the `expected_quantity` (`stock_changed`, with "
+    "`current_quantity`); or a request with this Idempotency-Key is still running "
+    "(`idempotency_request_in_progress`).",
 )
 SKU_CONFLICT = OpenApiResponse(
-    description="`duplicate_sku`: another product has this SKU (ignoring case). Nothing changed."
+    description="`duplicate_sku`: another product has this SKU (ignoring case), or "
+    "`idempotency_request_in_progress`. Nothing changed."
 )
+KEY_REUSED = OpenApiResponse(
+    description="`idempotency_key_reused`: this Idempotency-Key was used with another request."
+)
+STALE_IF_MATCH = OpenApiResponse(
+    description="`precondition_failed`: If-Match does not match the product's current ETag."
+)
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description='Optional. The ETag from your last read (e.g. `"7"`): refuse with 412 '
+    "if the product has changed since.",
+)
+
+
+def audit_from(request, data: Mapping) -> services.Audit:
+    """Who is changing stock through the API, and the reason they gave."""
+    return services.Audit(
+        user=request.user,
+        source=services.Source.API,
+        reason=data.get("reason", ""),
+        note=data.get("note", ""),
+        reference=data.get("reference", ""),
+    )
 
 
 class StrictQueryParamsMixin:
     """Answer unknown or repeated query parameters with a 400 instead of ignoring them.
 
-    The parameters a view accepts are the ones it documents: its paginator's and its
-    filter backends' for list-like GETs, and `format` everywhere.
+    The parameters a view accepts are the ones it documents: its filters' for list
+    GETs, its paginator's for the `paginated_actions`, and `format` everywhere.
     """
+
+    paginated_actions = frozenset({"list"})
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -53,75 +95,138 @@ class StrictQueryParamsMixin:
 
     def allowed_query_params(self) -> set[str]:
         allowed = {"format"}
-        if getattr(self, "detail", True) is False and self.request.method == "GET":
-            sources = [backend() for backend in self.filter_backends]
-            if self.paginator is not None:
-                sources.append(self.paginator)
-            for source in sources:
-                allowed.update(p["name"] for p in source.get_schema_operation_parameters(self))
+        if self.request.method != "GET":
+            return allowed
+        if getattr(self, "detail", True) is False:
+            for backend in (backend_class() for backend_class in self.filter_backends):
+                if isinstance(backend, DjangoFilterBackend):
+                    filterset = backend.get_filterset_class(self, self.get_queryset())
+                    allowed.update(filterset.base_filters if filterset else ())
+                else:
+                    allowed.update(p["name"] for p in backend.get_schema_operation_parameters(self))
+        if getattr(self, "action", None) in self.paginated_actions and self.paginator is not None:
+            allowed.update(p["name"] for p in self.paginator.get_schema_operation_parameters(self))
         return allowed
+
+
+def positive_id(value: str) -> int:
+    """An id from the URL; a 404 for anything no row can have (before any query)."""
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))):
+        raise NotFound()
+    if not 1 <= int(value) <= MAX_ID:
+        raise NotFound()
+    return int(value)
 
 
 @extend_schema_view(
     list=extend_schema(summary="List products"),
     create=extend_schema(
         summary="Create a product, with its initial stock",
-        responses={201: ProductSerializer, 409: SKU_CONFLICT},
+        parameters=[idempotency.PARAMETER],
+        responses={201: ProductSerializer, 409: SKU_CONFLICT, 422: KEY_REUSED},
     ),
-    retrieve=extend_schema(summary="Get a product"),
+    retrieve=extend_schema(
+        summary="Get a product",
+        description="The response carries an `ETag`; send it back as `If-Match` on PUT/PATCH.",
+    ),
     update=extend_schema(
         summary="Replace a product's fields (stock included)",
-        responses={200: ProductSerializer, 409: SKU_CONFLICT},
+        parameters=[IF_MATCH],
+        responses={200: ProductSerializer, 409: SKU_CONFLICT, 412: STALE_IF_MATCH},
     ),
     partial_update=extend_schema(
         summary="Change some of a product's fields",
-        responses={200: ProductSerializer, 409: SKU_CONFLICT},
+        parameters=[IF_MATCH],
+        responses={200: ProductSerializer, 409: SKU_CONFLICT, 412: STALE_IF_MATCH},
     ),
-    destroy=extend_schema(summary="Delete a product"),
+    destroy=extend_schema(summary="Delete a product (its stock history is kept)"),
 )
 class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
-    # Stock changes go through `services`, which lock the product row: the initial
-    # stock on create, a direct set by PUT/PATCH, and the increment/decrement actions.
+    # Stock changes go through `services`, which lock the product row and record a
+    # movement: the initial stock on create, a direct set by PUT/PATCH, and the actions.
     queryset = Product.objects.order_by("id")
     serializer_class = ProductSerializer
-    permission_classes = [ProductPermissions]
-
-    def get_object(self):
-        self._product_id()  # a 404 for ids past the column's range, before any query
-        return super().get_object()
-
-    def perform_create(self, serializer):
-        serializer.instance = services.create_product(**serializer.validated_data)
-
-    def perform_update(self, serializer):
-        serializer.instance = services.update_product(
-            product_id=serializer.instance.pk, changes=serializer.validated_data
-        )
+    permission_classes = [ModelPermissions]
+    paginated_actions = frozenset({"list", "below_requirement", "movements"})
 
     def get_serializer_class(self):
-        # The stock actions take a quantity (this is also the browsable API's form).
-        if self.action in ("increment", "decrement"):
-            return StockChangeSerializer
-        return ProductSerializer
+        # The stock actions take their own bodies (also the browsable API's forms).
+        return {
+            "increment": StockChangeSerializer,
+            "decrement": StockChangeSerializer,
+            "count": StockCountSerializer,
+            "movements": StockMovementSerializer,
+        }.get(self.action, ProductSerializer)
+
+    def get_object(self):
+        positive_id(self.kwargs["pk"])
+        return super().get_object()
+
+    def retrieve(self, request, *args, **kwargs):
+        return product_response(self.get_object())
+
+    def create(self, request, *args, **kwargs):
+        return idempotency.run_idempotently(self, request, lambda: self._create(request))
+
+    def _create(self, request):
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        product = services.create_product(**body.validated_data, audit=audit_from(request, {}))
+        return product_response(product, status=201)
+
+    def update(self, request, *args, **kwargs):
+        product = self.get_object()
+        body = self.get_serializer(product, data=request.data, partial=kwargs.get("partial"))
+        body.is_valid(raise_exception=True)
+        product = services.update_product(
+            product_id=product.pk,
+            changes=body.validated_data,
+            audit=audit_from(request, {}),
+            expected_versions=parse_if_match(request),
+        )
+        return product_response(product)
 
     @extend_schema(
         summary="Add stock",
-        request=StockChangeSerializer,
-        responses={200: ProductSerializer, 409: STOCK_CONFLICT},
+        parameters=[idempotency.PARAMETER],
+        responses={200: ProductSerializer, 409: STOCK_CONFLICT, 422: KEY_REUSED},
     )
     @action(detail=True, methods=["post", "patch"], permission_classes=[CanAdjustStock])
     def increment(self, request, pk=None):
-        return self._change_stock(request, services.increment_stock)
+        return self._stock_operation(request, services.increment_stock, "quantity")
 
     @extend_schema(
         summary="Remove stock",
         description="Refused with 409 if it would take stock below zero.",
-        request=StockChangeSerializer,
-        responses={200: ProductSerializer, 409: STOCK_CONFLICT},
+        parameters=[idempotency.PARAMETER],
+        responses={200: ProductSerializer, 409: STOCK_CONFLICT, 422: KEY_REUSED},
     )
     @action(detail=True, methods=["post", "patch"], permission_classes=[CanAdjustStock])
     def decrement(self, request, pk=None):
-        return self._change_stock(request, services.decrement_stock)
+        return self._stock_operation(request, services.decrement_stock, "quantity")
+
+    @extend_schema(
+        summary="Set stock to a physical count",
+        description="Records the difference as a `count` movement (even when it is 0).",
+        parameters=[idempotency.PARAMETER],
+        responses={200: ProductSerializer, 409: STOCK_CONFLICT, 422: KEY_REUSED},
+    )
+    @action(detail=True, methods=["post"], permission_classes=[CanCountStock])
+    def count(self, request, pk=None):
+        return self._stock_operation(request, services.count_stock, "counted_quantity")
+
+    @extend_schema(
+        summary="A product's stock history, newest first",
+        responses={200: StockMovementSerializer(many=True)},
+    )
+    @action(detail=True, methods=["get"], permission_classes=[CanViewMovements])
+    def movements(self, request, pk=None):
+        product_id = positive_id(pk)
+        if not Product.objects.filter(pk=product_id).exists():
+            raise NotFound()
+        movements = selectors.movements().filter(product_id=product_id)
+        page = self.paginate_queryset(movements)
+        return self.get_paginated_response(StockMovementSerializer(page, many=True).data)
 
     @extend_schema(
         summary="Products at or below their low-stock threshold",
@@ -134,22 +239,102 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
-    def _change_stock(self, request, operation):
-        """Validate the body, then let the service lock, check and write the row."""
-        product_id = self._product_id()  # an impossible id is a 404 whatever the body
+    def _stock_operation(self, request, operation, quantity_field: str):
+        """Validate the body, then let the service lock, check, write and record."""
+        product_id = positive_id(self.kwargs["pk"])  # an impossible id is a 404 first
+
+        def execute():
+            body = self.get_serializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
+            product = operation(
+                product_id=product_id,
+                audit=audit_from(request, data),
+                expected_quantity=data.get("expected_quantity"),
+                **{quantity_field: data[quantity_field]},
+            )
+            return product_response(product)
+
+        return idempotency.run_idempotently(self, request, execute)
+
+
+def product_response(product: Product, status: int = 200) -> Response:
+    """A product, with its version as a strong ETag."""
+    return Response(
+        ProductSerializer(product).data, status=status, headers={"ETag": f'"{product.version}"'}
+    )
+
+
+def parse_if_match(request) -> set[int] | None:
+    """The versions an If-Match header accepts; None when absent or `*`.
+
+    Only strong tags can match (RFC 9110), so a weak or malformed one matches nothing.
+    """
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    versions = set()
+    for tag in header.split(","):
+        tag = tag.strip()
+        if len(tag) <= 22 and tag[:1] == '"' and tag[-1:] == '"' and tag[1:-1].isdigit():
+            versions.add(int(tag[1:-1]))
+    return versions
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Every stock movement, newest first"),
+    retrieve=extend_schema(summary="One stock movement"),
+)
+class StockMovementViewSet(StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet):
+    """The ledger: read-only, filterable by product, SKU, kind, reason, source, user
+    and date range."""
+
+    queryset = selectors.movements()
+    serializer_class = StockMovementSerializer
+    permission_classes = [ModelPermissions]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = StockMovementFilter
+
+    def get_object(self):
+        positive_id(self.kwargs["pk"])
+        return super().get_object()
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Apply several stock changes at once: all or none",
+        parameters=[idempotency.PARAMETER],
+        responses={
+            200: StockAdjustmentResultSerializer,
+            409: OpenApiResponse(
+                description="`insufficient_stock` (or `stock_limit_exceeded`): `lines` "
+                "lists every line that would go below zero (or past the maximum), with "
+                "the quantity `available` before it. Nothing changed."
+            ),
+            422: KEY_REUSED,
+        },
+    )
+)
+class StockAdjustmentViewSet(StrictQueryParamsMixin, viewsets.GenericViewSet):
+    serializer_class = StockAdjustmentSerializer
+    permission_classes = [CanAdjustStock]
+
+    def create(self, request):
+        return idempotency.run_idempotently(self, request, lambda: self._adjust(request))
+
+    def _adjust(self, request):
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
-        product = operation(product_id=product_id, quantity=body.validated_data["quantity"])
-        return Response(ProductSerializer(product).data)
-
-    def _product_id(self) -> int:
-        """The product id from the URL; a 404 for anything no product can have."""
-        pk = self.kwargs["pk"]
-        if not (pk.isascii() and pk.isdigit() and len(pk) <= len(str(MAX_ID))):
-            raise NotFound()
-        if not 1 <= int(pk) <= MAX_ID:
-            raise NotFound()
-        return int(pk)
+        lines = [
+            services.AdjustmentLine(
+                delta=line["delta"], product_id=line.get("product"), sku=line.get("sku")
+            )
+            for line in body.validated_data["lines"]
+        ]
+        movements = services.adjust_stock_bulk(
+            lines=lines, audit=audit_from(request, body.validated_data)
+        )
+        return Response({"movements": StockMovementSerializer(movements, many=True).data})
 
 
 @extend_schema(
