@@ -2,11 +2,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.template.response import TemplateResponse
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from . import selectors, services
-from .models import MAX_STOCK, Product
+from .models import MAX_STOCK, Product, StockMovement
 from .roles import ADJUST_STOCK
+
+RECENT_MOVEMENTS = 20
 
 
 class BelowRequirementFilter(admin.SimpleListFilter):
@@ -27,6 +31,12 @@ class BelowRequirementFilter(admin.SimpleListFilter):
 
 class StockQuantityForm(forms.Form):
     quantity = forms.IntegerField(min_value=1, max_value=MAX_STOCK, initial=1)
+    reason = forms.ChoiceField(
+        choices=[("", "default (received / shipped)"), *StockMovement.Reason.choices],
+        required=False,
+    )
+    note = forms.CharField(max_length=1000, required=False)
+    reference = forms.CharField(max_length=100, required=False)
 
 
 @admin.register(Product)
@@ -46,7 +56,7 @@ class ProductAdmin(admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     actions = ["increment_stock", "decrement_stock"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at", "recent_movements"]
 
     @admin.display(description="Below requirement")
     def below_requirement(self, product: Product) -> str:
@@ -54,19 +64,55 @@ class ProductAdmin(admin.ModelAdmin):
             return format_html('<strong style="color: #ba2121">{}</strong>', "Reorder")
         return "—"
 
+    @admin.display(description=f"Last {RECENT_MOVEMENTS} stock movements")
+    def recent_movements(self, product: Product) -> str:
+        if product.pk is None:
+            return "—"
+        movements = selectors.movements().filter(product=product)[:RECENT_MOVEMENTS]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{:+d}</td><td>{} → {}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    m.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    m.kind,
+                    m.delta,
+                    m.quantity_before,
+                    m.quantity_after,
+                    m.reason,
+                    m.reference,
+                    m.user or "—",
+                    m.source,
+                )
+                for m in movements
+            ),
+        )
+        url = (
+            reverse("admin:products_stockmovement_changelist") + f"?product__id__exact={product.pk}"
+        )
+        return format_html(
+            "<table><tr><th>When</th><th>Kind</th><th>Change</th><th>Stock</th><th>Reason</th>"
+            "<th>Reference</th><th>User</th><th>Source</th></tr>{}</table>"
+            '<p><a href="{}">Full history</a></p>',
+            rows or mark_safe('<tr><td colspan="8">No movements yet.</td></tr>'),
+            url,
+        )
+
     def get_readonly_fields(self, request, obj=None):
         # Stock of an existing product moves only through the stock actions.
         if obj is not None:
             return ["stock_quantity", *self.readonly_fields]
-        return self.readonly_fields
+        return [field for field in self.readonly_fields if field != "recent_movements"]
 
     def save_model(self, request, obj, form, change):
         """Save through the services, as the API does: the row is locked while it changes."""
+        audit = services.Audit(user=request.user, source=services.Source.ADMIN)
         if change:
             changes = {name: form.cleaned_data[name] for name in form.changed_data}
-            saved = services.update_product(product_id=obj.pk, changes=changes)
+            saved = services.update_product(product_id=obj.pk, changes=changes, audit=audit)
         else:
-            saved = services.create_product(**form.cleaned_data)
+            saved = services.create_product(**form.cleaned_data, audit=audit)
         obj.pk = saved.pk
         obj.created_at, obj.updated_at = saved.created_at, saved.updated_at
 
@@ -98,10 +144,17 @@ class ProductAdmin(admin.ModelAdmin):
             return TemplateResponse(request, "admin/products/product/stock_action.html", context)
 
         quantity = form.cleaned_data["quantity"]
+        audit = services.Audit(
+            user=request.user,
+            source=services.Source.ADMIN,
+            reason=form.cleaned_data["reason"],
+            note=form.cleaned_data["note"],
+            reference=form.cleaned_data["reference"],
+        )
         done = 0
         for product in queryset.order_by("pk"):
             try:
-                changed = operation(product_id=product.pk, quantity=quantity)
+                changed = operation(product_id=product.pk, quantity=quantity, audit=audit)
             except services.InventoryError as exc:
                 self.message_user(request, f"{product.sku}: {exc.message}", messages.ERROR)
             except Product.DoesNotExist:
@@ -118,3 +171,37 @@ class ProductAdmin(admin.ModelAdmin):
                 request, f"Stock {verb}ed by {quantity} on {done} product(s).", messages.SUCCESS
             )
         return None
+
+
+@admin.register(StockMovement)
+class StockMovementAdmin(admin.ModelAdmin):
+    """The ledger, read-only: movements are written only by the stock services."""
+
+    list_display = [
+        "created_at",
+        "sku",
+        "product_name",
+        "kind",
+        "delta",
+        "quantity_before",
+        "quantity_after",
+        "reason",
+        "reference",
+        "user",
+        "source",
+    ]
+    list_filter = ["kind", "reason", "source", "created_at"]
+    search_fields = ["sku", "product_name", "reference"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user"]
+    ordering = ["-id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
