@@ -4,7 +4,10 @@ from .roles import ADJUST_STOCK, COUNT_STOCK, VIEW_MOVEMENTS
 
 
 class ModelPermissions(DjangoModelPermissions):
-    """Django model permissions, with reading guarded too: `view_<model>` for GET."""
+    """Django model permissions, with reading guarded too: `view_<model>` for GET.
+
+    A method the view does not have is let through, so that it is a 405, not a 403.
+    """
 
     perms_map = {
         **DjangoModelPermissions.perms_map,
@@ -12,6 +15,11 @@ class ModelPermissions(DjangoModelPermissions):
         "HEAD": ["%(app_label)s.view_%(model_name)s"],
         "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
     }
+
+    def has_permission(self, request, view) -> bool:
+        if getattr(view, request.method.lower(), None) is None:
+            return True
+        return super().has_permission(request, view)
 
 
 class HasPermission(BasePermission):

@@ -14,8 +14,10 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
+        # One consistent snapshot of both tables, even while stock keeps changing.
+        snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
         with transaction.atomic():
-            if connection.vendor == "postgresql":  # one consistent snapshot of both tables
+            if snapshot:
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             problems, products, movements = self._check()
