@@ -12,18 +12,20 @@ django_application = get_wsgi_application()
 
 
 def charset_is_usable(content_type: str) -> bool:
-    """Whether the Content-Type's charset, if any, names a text encoding Python has.
+    """Whether the Content-Type's charset, if any, is a text encoding that decodes ASCII.
 
     Django builds its request object before any middleware runs, and crashes with a
-    bare 500 on a charset such as `rot13` (a codec, not a text encoding) or one with
-    a NUL in it; so such requests are refused here, before Django sees them.
+    bare 500 on a charset such as `rot13` (a codec, not a text encoding), `punycode`,
+    `undefined`, or one with a NUL in it; so such requests are refused here.
     """
     charset = parse_header_parameters(content_type)[1].get("charset")
     if charset is None:
         return True
     try:
-        return codecs.lookup(charset)._is_text_encoding
-    except (LookupError, ValueError):
+        codec = codecs.lookup(charset)
+        # Decode as Django will (a query string): some "text" codecs still cannot.
+        return codec._is_text_encoding and b"a=1&b=%20".decode(codec.name) == "a=1&b=%20"
+    except (LookupError, ValueError, UnicodeError):
         return False
 
 

@@ -8,7 +8,7 @@ from django.utils.safestring import mark_safe
 
 from . import selectors, services
 from .models import MAX_STOCK, Product, StockMovement
-from .roles import ADJUST_STOCK
+from .roles import ADJUST_STOCK, VIEW_MOVEMENTS
 
 RECENT_MOVEMENTS = 20
 
@@ -56,7 +56,6 @@ class ProductAdmin(admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     actions = ["increment_stock", "decrement_stock"]
-    readonly_fields = ["created_at", "updated_at", "recent_movements"]
 
     @admin.display(description="Below requirement")
     def below_requirement(self, product: Product) -> str:
@@ -71,13 +70,13 @@ class ProductAdmin(admin.ModelAdmin):
         movements = selectors.movements().filter(product=product)[:RECENT_MOVEMENTS]
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{:+d}</td><td>{} → {}</td><td>{}</td><td>{}</td>"
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td>"
             "<td>{}</td><td>{}</td></tr>",
             (
                 (
                     m.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                     m.kind,
-                    m.delta,
+                    f"{m.delta:+d}",
                     m.quantity_before,
                     m.quantity_after,
                     m.reason,
@@ -100,10 +99,14 @@ class ProductAdmin(admin.ModelAdmin):
         )
 
     def get_readonly_fields(self, request, obj=None):
-        # Stock of an existing product moves only through the stock actions.
+        # Stock of an existing product moves only through the stock actions; its
+        # history is shown to those who may read the ledger.
+        fields = ["created_at", "updated_at"]
         if obj is not None:
-            return ["stock_quantity", *self.readonly_fields]
-        return [field for field in self.readonly_fields if field != "recent_movements"]
+            fields.insert(0, "stock_quantity")
+            if request.user.has_perm(VIEW_MOVEMENTS):
+                fields.append("recent_movements")
+        return fields
 
     def save_model(self, request, obj, form, change):
         """Save through the services, as the API does: the row is locked while it changes."""

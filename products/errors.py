@@ -15,12 +15,11 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import (
-    ObjectDoesNotExist,
     RequestDataTooBig,
     SuspiciousOperation,
 )
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
@@ -29,6 +28,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .models import Product, StockMovement
 from .services import (
     DuplicateSku,
     InsufficientStock,
@@ -90,7 +90,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's EXCEPTION_HANDLER: turn any exception into a problem response."""
     request = context.get("request")
     instance = request.path if request is not None else ""
-    if isinstance(exc, (Http404, ObjectDoesNotExist)):
+    if isinstance(exc, (Http404, Product.DoesNotExist, StockMovement.DoesNotExist)):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -105,7 +105,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
         body = problem(status, exc.code, exc.message, instance=instance, **exc.extra)
         response = Response(body, status=status)
     elif isinstance(exc, (OperationalError, InterfaceError)):
-        logger.warning("Database unavailable: %s", exc)
+        logger.warning("Database unavailable: %s", exc, exc_info=exc)
         response = _database_unavailable(instance)
     else:
         response = drf_exception_handler(exc, context)

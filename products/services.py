@@ -15,6 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from . import selectors
@@ -272,50 +274,62 @@ def adjust_stock_bulk(
 ) -> list[StockMovement]:
     """Apply every line or none: one `adjustment` movement per line, in line order.
 
-    The rows are locked in id order, whatever the order of the lines, so that two
-    bulk adjustments over the same products cannot deadlock each other.
+    The products, named by id or by SKU, are read and locked by one query in id order,
+    whatever the order of the lines, so that two bulk adjustments over the same
+    products cannot deadlock each other.
     """
     for line in lines:
         _check_delta(line.delta)
-    ids_by_line = _resolve_products(lines)
+    ids = {line.product_id for line in lines if line.product_id is not None}
+    skus = {line.sku for line in lines if line.product_id is None}
     with transaction.atomic():
-        locked = {
-            product.pk: product
-            for product in Product.objects.select_for_update()
-            .filter(pk__in=set(ids_by_line))
+        locked = list(
+            Product.objects.select_for_update()
+            .alias(sku_lower=Lower("sku"))
+            .filter(Q(pk__in=ids) | Q(sku_lower__in=[Lower(Value(sku)) for sku in skus]))
             .order_by("pk")
-        }
+        )
+        by_id = {product.pk: product for product in locked}
+        by_sku = {product.sku.lower(): product for product in locked}
+        products = [
+            by_id.get(line.product_id)
+            if line.product_id is not None
+            else by_sku.get(line.sku.lower())
+            for line in lines
+        ]
         missing = [
             _describe(index, line)
-            for index, (line, product_id) in enumerate(zip(lines, ids_by_line, strict=True))
-            if product_id not in locked
+            for index, (line, product) in enumerate(zip(lines, products, strict=True))
+            if product is None
         ]
         if missing:
             raise UnknownProducts(missing)
 
-        quantities = {pk: product.stock_quantity for pk, product in locked.items()}
+        quantities = {product.pk: product.stock_quantity for product in locked}
         plan, below_zero, too_high = [], [], []
-        for index, (line, product_id) in enumerate(zip(lines, ids_by_line, strict=True)):
-            before = quantities[product_id]
+        for index, (line, product) in enumerate(zip(lines, products, strict=True)):
+            before = quantities[product.pk]
             after = before + line.delta
-            refused = {**_describe(index, line, product_id), "available": before}
+            refused = {**_describe(index, line, product.pk), "available": before}
             if after < 0:
                 below_zero.append(refused)
             elif after > MAX_STOCK:
                 too_high.append(refused)
-            quantities[product_id] = after
-            plan.append((locked[product_id], before, after))
+            else:  # a refused line changes nothing for the lines after it
+                quantities[product.pk] = after
+                plan.append((product, before, after))
         if below_zero:
             raise LinesRefused(InsufficientStock.code, below_zero)
         if too_high:
             raise LinesRefused(StockLimitExceeded.code, too_high)
 
+        changed = {product.pk: product for product, _, _ in plan}.values()
         now = timezone.now()
-        for product in locked.values():
+        for product in changed:
             product.stock_quantity = quantities[product.pk]
             product.version += 1
             product.updated_at = now
-        Product.objects.bulk_update(locked.values(), ["stock_quantity", "version", "updated_at"])
+        Product.objects.bulk_update(changed, ["stock_quantity", "version", "updated_at"])
         return StockMovement.objects.bulk_create(
             _movement(product, Kind.ADJUSTMENT, before, after, audit)
             for product, before, after in plan
@@ -375,15 +389,6 @@ def _movement(product: Product, kind: str, before: int, after: int, audit: Audit
     )
 
 
-def _resolve_products(lines: Sequence[AdjustmentLine]) -> list[int | None]:
-    """Each line's product id: as given, or looked up by SKU (ignoring case)."""
-    by_sku = {
-        sku: selectors.with_sku(sku).values_list("pk", flat=True).first()
-        for sku in {line.sku for line in lines if line.product_id is None}
-    }
-    return [line.product_id if line.product_id is not None else by_sku[line.sku] for line in lines]
-
-
 def _describe(index: int, line: AdjustmentLine, product_id: int | None = None) -> dict:
     described = {"line": index, "delta": line.delta}
     if line.product_id is not None or product_id is not None:
@@ -398,29 +403,26 @@ def _check_expected(product: Product, expected: int | None) -> None:
         raise StockChanged(current=product.stock_quantity, expected=expected)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _check_whole_number(
+    value: Any, *, field: str, minimum: int, maximum: int = MAX_STOCK, nonzero: bool = False
+) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidQuantity(f"{field} must be a whole number.")
+    if not minimum <= value <= maximum or (nonzero and value == 0):
+        zero = ", not 0" if nonzero else ""
+        raise InvalidQuantity(f"{field} must be between {minimum} and {maximum}{zero}.")
 
 
 def _check_operation_quantity(quantity: int) -> None:
-    if not _is_int(quantity):
-        raise InvalidQuantity("Quantity must be a whole number.")
-    if not 1 <= quantity <= MAX_STOCK:
-        raise InvalidQuantity(f"Quantity must be between 1 and {MAX_STOCK}.")
+    _check_whole_number(quantity, field="quantity", minimum=1)
 
 
 def _check_quantity_value(quantity: int, *, field: str) -> None:
-    if not _is_int(quantity):
-        raise InvalidQuantity(f"{field} must be a whole number.")
-    if not 0 <= quantity <= MAX_STOCK:
-        raise InvalidQuantity(f"{field} must be between 0 and {MAX_STOCK}.")
+    _check_whole_number(quantity, field=field, minimum=0)
 
 
 def _check_delta(delta: int) -> None:
-    if not _is_int(delta):
-        raise InvalidQuantity("delta must be a whole number.")
-    if delta == 0 or abs(delta) > MAX_STOCK:
-        raise InvalidQuantity(f"delta must be non-zero, between -{MAX_STOCK} and {MAX_STOCK}.")
+    _check_whole_number(delta, field="delta", minimum=-MAX_STOCK, nonzero=True)
 
 
 def _is_sku_conflict(exc: IntegrityError) -> bool:

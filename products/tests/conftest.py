@@ -10,7 +10,7 @@ from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from products import roles
+from products import roles, services
 from products.models import Product
 
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -77,7 +77,8 @@ def anon_client() -> APIClient:
 
 
 def make_product(**fields) -> Product:
-    """A saved product with sensible defaults; any field can be overridden."""
+    """A product made by the service, as the API would (its initial stock on the
+    ledger), with sensible defaults; any field can be overridden."""
     n = next(_sequence)
     values = {
         "sku": f"SKU-{n:05d}",
@@ -87,7 +88,7 @@ def make_product(**fields) -> Product:
         "low_stock_threshold": 2,
     }
     values.update(fields)
-    return Product.objects.create(**values)
+    return services.create_product(**values)
 
 
 @pytest.fixture

@@ -14,7 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 def movements_of(product) -> list[StockMovement]:
-    return list(StockMovement.objects.filter(product=product).order_by("id"))
+    """The product's movements after the `initial` one its creation recorded."""
+    return list(
+        StockMovement.objects.filter(product=product).exclude(kind="initial").order_by("id")
+    )
 
 
 def verify_ledger() -> str:
@@ -119,17 +122,22 @@ def test_deleting_a_product_keeps_its_history_with_a_snapshot(api_client):
 
     assert api_client.delete(f"/api/products/{product.pk}/").status_code == 204
 
-    (movement,) = StockMovement.objects.all()
-    assert movement.product is None
-    assert (movement.sku, movement.product_name, movement.quantity_after) == ("GONE-1", "Gone", 3)
+    initial, increment = StockMovement.objects.order_by("id")
+    assert initial.product is None
+    assert increment.product is None
+    assert (increment.sku, increment.product_name, increment.quantity_after) == (
+        "GONE-1",
+        "Gone",
+        3,
+    )
     listed = api_client.get("/api/movements/", {"sku": "gone-1"}).json()["results"]
-    assert [m["id"] for m in listed] == [movement.pk]
+    assert [m["id"] for m in listed] == [increment.pk, initial.pk]
 
 
 def test_movements_are_append_only_through_the_api(api_client):
     product = make_product(stock_quantity=1)
     api_client.post(f"/api/products/{product.pk}/increment/", {"quantity": 1}, format="json")
-    movement = StockMovement.objects.get()
+    (movement,) = movements_of(product)
     url = f"/api/movements/{movement.pk}/"
 
     assert api_client.get(url).status_code == 200
@@ -188,6 +196,7 @@ def history(api_client):
     ],
 )
 def test_movement_list_filters(api_client, history, params, expected_deltas):
+    StockMovement.objects.filter(kind="initial").delete()  # only the API's movements
     response = api_client.get("/api/movements/", params)
 
     assert response.status_code == 200
@@ -196,6 +205,7 @@ def test_movement_list_filters(api_client, history, params, expected_deltas):
 
 def test_movement_list_filters_by_product_user_and_date_range(api_client, history):
     a, _ = history
+    StockMovement.objects.filter(kind="initial").delete()  # only the API's movements
     other = StockMovement.objects.get(sku="HIST-B").user
     first = StockMovement.objects.order_by("id").first()
 

@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_settings(**env) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    # Set both explicitly (empty = unset), so that a developer's .env cannot fill them in.
+    environment = {**os.environ, "SECRET_KEY": "", "DEBUG": "false"}
     environment.update(env, DJANGO_SETTINGS_MODULE="inventory_project.settings")
     code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
     return subprocess.run(

@@ -46,9 +46,13 @@ class Command(BaseCommand):
                 user.set_password(password)
             elif created:
                 user.set_unusable_password()
+            # Exactly this role: no superuser powers or stray permissions left over.
             user.is_staff = True  # may log in to the admin, where its role applies
+            user.is_superuser = False
+            user.is_active = True
             user.save()
             user.groups.set([group])
+            user.user_permissions.clear()
             if rotate_token:
                 Token.objects.filter(user=user).delete()
             token, token_created = Token.objects.get_or_create(user=user)
