@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from products.models import Product
+from products.models import Product, StockMovement
 
 from .conftest import make_product, make_user
 
@@ -211,3 +211,55 @@ def test_stock_actions_are_recorded_in_the_product_history(admin_client):
 
     history = admin_client.get(f"{CHANGELIST}{product.pk}/history/").content.decode()
     assert "Stock incremented by 2; now 3." in history
+
+
+def test_product_page_shows_recent_movements_to_ledger_readers(admin_client):
+    product = make_product(stock_quantity=1)
+    run_action(admin_client, "increment_stock", [product], quantity=4)
+
+    page = admin_client.get(f"{CHANGELIST}{product.pk}/change/").content.decode()
+
+    assert "Last 20 stock movements" in page
+    assert "<td>+4</td>" in page
+    assert "<td>1 → 5</td>" in page
+    assert "Full history" in page
+
+
+def test_warehouse_staff_do_not_see_the_ledger_on_the_product_page(client):
+    staff = logged_in(client, "staff")
+    product = make_product(stock_quantity=1)
+
+    page = staff.get(f"{CHANGELIST}{product.pk}/change/").content.decode()
+
+    assert "stock movements" not in page
+
+
+def test_admin_actions_are_recorded_with_the_user_and_the_admin_as_source(admin_client):
+    product = make_product(stock_quantity=10)
+
+    data = {"action": "decrement_stock", "_selected_action": [product.pk], "apply": "1"}
+    data.update(quantity=3, reason="damaged", note="forklift", reference="INC-5")
+    admin_client.post(CHANGELIST, data)
+
+    movement = StockMovement.objects.get(kind="decrement")
+    assert (movement.source, movement.reason, movement.note) == ("admin", "damaged", "forklift")
+    assert movement.user.username == "boss"
+
+
+def test_the_movement_list_in_the_admin_is_read_only(admin_client):
+    product = make_product(stock_quantity=2)
+    movement = product.movements.get()
+    url = f"/admin/products/stockmovement/{movement.pk}/"
+
+    assert admin_client.get("/admin/products/stockmovement/").status_code == 200
+    assert (
+        admin_client.get(
+            f"/admin/products/stockmovement/?product__id__exact={product.pk}"
+        ).status_code
+        == 200
+    )
+    assert admin_client.get("/admin/products/stockmovement/add/").status_code == 403
+    assert admin_client.post(f"{url}change/", {"delta": 5}).status_code == 403
+    assert admin_client.post(f"{url}delete/", {"post": "yes"}).status_code == 403
+    movement.refresh_from_db()
+    assert movement.delta == 2

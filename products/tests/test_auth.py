@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
-from products.models import Product
+from products.models import Product, StockMovement
 
 from .conftest import make_product, make_user, token_client
 
@@ -38,8 +38,11 @@ def client_for(caller: str) -> APIClient:
     return token_client(make_user(caller))
 
 
-def snapshot() -> list[tuple]:
-    return list(Product.objects.order_by("pk").values_list())
+def snapshot() -> tuple[list, list]:
+    return (
+        list(Product.objects.order_by("pk").values_list()),
+        list(StockMovement.objects.order_by("pk").values_list()),
+    )
 
 
 # (method, path, body, callers allowed, status when allowed)
@@ -57,6 +60,17 @@ MATRIX = [
     ("patch", "/api/products/{id}/increment/", {"quantity": 1}, EVERYONE, 200),
     ("post", "/api/products/{id}/decrement/", {"quantity": 1}, EVERYONE, 200),
     ("patch", "/api/products/{id}/decrement/", {"quantity": 1}, EVERYONE, 200),
+    ("post", "/api/products/{id}/count/", {"counted_quantity": 3}, MANAGERS, 200),
+    ("get", "/api/products/{id}/movements/", None, MANAGERS, 200),
+    ("get", "/api/movements/", None, MANAGERS, 200),
+    ("get", "/api/movements/{movement}/", None, MANAGERS, 200),
+    (
+        "post",
+        "/api/stock-adjustments/",
+        {"lines": [{"sku": "P-0", "delta": -1}]},
+        EVERYONE,
+        200,
+    ),
     ("get", "/api/", None, EVERYONE | {"no_role"}, 200),
 ]
 
@@ -65,10 +79,12 @@ MATRIX = [
 @pytest.mark.parametrize(("method", "path", "body", "allowed", "success"), MATRIX)
 def test_permission_matrix(caller, method, path, body, allowed, success):
     product = make_product(sku="P-0", stock_quantity=10)
+    movement = product.movements.get()
     client = client_for(caller)
     before = snapshot()
 
-    response = getattr(client, method)(path.format(id=product.pk), body, format="json")
+    url = path.format(id=product.pk, movement=movement.pk)
+    response = getattr(client, method)(url, body, format="json")
 
     if caller in allowed:
         assert response.status_code == success, response.content
@@ -297,6 +313,38 @@ def test_create_api_user_prints_a_working_token_once(role, group):
     again, message = create_api_user("scanner1", "--role", role)
     assert again == ""
     assert "existing token is unchanged" in message
+
+
+def test_create_api_user_takes_away_superuser_powers_and_stray_permissions():
+    from django.contrib.auth.models import Permission
+
+    boss = make_user(superuser=True, username="boss")
+    boss.is_active = False
+    boss.save()
+    boss.user_permissions.add(Permission.objects.get(codename="delete_product"))
+
+    create_api_user("boss", "--role", "staff")
+
+    boss.refresh_from_db()
+    assert not boss.is_superuser
+    assert boss.is_active
+    assert not boss.user_permissions.exists()
+    assert not boss.has_perm("products.delete_product")
+    assert boss.has_perm("products.adjust_stock")
+
+
+def test_anonymous_throttle_ignores_a_spoofed_forwarded_for(monkeypatch):
+    monkeypatch.setattr(AnonRateThrottle, "rate", "2/minute", raising=False)
+    body = {"username": "x", "password": "y"}
+
+    statuses = [
+        APIClient()
+        .post("/api/auth/token/", body, format="json", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}")
+        .status_code
+        for i in range(3)
+    ]
+
+    assert statuses == [401, 401, 429]
 
 
 def test_create_api_user_changes_role_and_rotates_the_token_on_request():

@@ -172,7 +172,13 @@ def test_unknown_api_url_is_a_404_for_every_method_not_a_csrf_failure(method):
 
 @pytest.mark.parametrize(
     "content_type",
-    ["application/json; charset=rot13", "application/json; charset=base64", "text/x; charset=\x00"],
+    [
+        "application/json; charset=rot13",
+        "application/json; charset=base64",
+        "application/json; charset=punycode",
+        "application/json; charset=undefined",
+        "text/x; charset=\x00",
+    ],
 )
 def test_the_wsgi_app_refuses_an_unusable_charset_with_a_415_problem(content_type):
     from inventory_project.wsgi import application
