@@ -43,6 +43,22 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(
+    {"type": "integer", "minimum": -MAX_STOCK, "maximum": MAX_STOCK, "not": {"enum": [0]}}
+)
+class DeltaField(StrictIntegerField):
+    """A signed, non-zero change of stock."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=-MAX_STOCK, max_value=MAX_STOCK, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value == 0:
+            raise serializers.ValidationError("Must not be 0.")
+        return value
+
+
 @extend_schema_field({"type": "string", "maxLength": 5000, "pattern": r"^[^\u0000]*$"})
 class DescriptionField(StrictCharField):
     """Free text, possibly empty, up to 5,000 characters. (Its own schema: drf-spectacular
@@ -212,7 +228,9 @@ class StockAdjustmentSerializer(MovementDetailsSerializer):
 class StockMovementSerializer(serializers.ModelSerializer):
     """One recorded change of stock."""
 
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Username, if any."
+    )
 
     class Meta:
         model = StockMovement

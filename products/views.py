@@ -54,6 +54,7 @@ IF_MATCH = OpenApiParameter(
     "If-Match",
     str,
     OpenApiParameter.HEADER,
+    pattern=r'^(\*|(W/)?"[0-9]+"(\s*,\s*(W/)?"[0-9]+")*)$',
     description='Optional. The ETag from your last read (e.g. `"7"`): refuse with 412 '
     "if the product has changed since.",
 )
@@ -270,8 +271,8 @@ def parse_if_match(request) -> set[int] | None:
 
     Only strong tags can match (RFC 9110), so a weak or malformed one matches nothing.
     """
-    header = request.headers.get("If-Match")
-    if header is None or header.strip() == "*":
+    header = request.headers.get("If-Match", "").strip()
+    if header in ("", "*"):  # absent (or empty), or any current version
         return None
     versions = set()
     for tag in header.split(","):

@@ -229,9 +229,9 @@ def test_movement_list_filters_by_product_user_and_date_range(api_client, histor
     [
         {"kind": "teleport"},
         {"product": "abc"},
-        {"product": "0"},
+        {"product": "1.5"},
         {"created_after": "yesterday"},
-        {"user": "-1"},
+        {"user": "1e5"},
         {"colour": "red"},
     ],
 )
