@@ -20,7 +20,7 @@ from django.core.exceptions import (
     RequestDataTooBig,
     SuspiciousOperation,
 )
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -104,6 +104,12 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
         status = DOMAIN_STATUS.get(type(exc), HTTPStatus.BAD_REQUEST)
         body = problem(status, exc.code, exc.message, instance=instance, **exc.extra)
         response = Response(body, status=status)
+    elif isinstance(exc, DataError):  # a value the database cannot hold: bad input
+        logger.warning("Database refused a value on %s", instance, exc_info=exc)
+        body = problem(
+            400, "invalid_value", "A value is out of range for the database.", instance=instance
+        )
+        response = Response(body, status=400)
     elif isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("Database unavailable: %s", exc, exc_info=exc)
         response = _database_unavailable(instance)

@@ -1,5 +1,8 @@
+from datetime import UTC
+
 import django_filters
 from django import forms
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -8,9 +11,31 @@ from .models import StockMovement
 
 @extend_schema_field(OpenApiTypes.INT64)
 class IntegerFilter(django_filters.NumberFilter):
-    """A whole number ("1.5" or "1e5" is a 400, not a silent match on nothing)."""
+    """A 64-bit whole number ("1.5" or "1e5" is a 400, not a silent match on nothing)."""
 
     field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", -(2**63))
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    def clean(self, value):
+        moment = super().clean(value)
+        if moment is None:
+            return None
+        try:  # an offset such as +20:09 is valid ISO 8601 but not for the database
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("Out of range.", code="invalid") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 date-time, any offset, compared in UTC."""
+
+    field_class = UtcDateTimeField
 
 
 class StockMovementFilter(django_filters.FilterSet):
@@ -20,10 +45,10 @@ class StockMovementFilter(django_filters.FilterSet):
     reason = django_filters.ChoiceFilter(choices=StockMovement.Reason.choices)
     source = django_filters.ChoiceFilter(choices=StockMovement.Source.choices)
     user = IntegerFilter(field_name="user_id", label="User id")
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = UtcDateTimeFilter(
         field_name="created_at", lookup_expr="gte", label="Created at or after (ISO 8601)"
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = UtcDateTimeFilter(
         field_name="created_at", lookup_expr="lt", label="Created before (ISO 8601)"
     )
 

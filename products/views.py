@@ -271,8 +271,8 @@ def parse_if_match(request) -> set[int] | None:
 
     Only strong tags can match (RFC 9110), so a weak or malformed one matches nothing.
     """
-    header = request.headers.get("If-Match", "").strip()
-    if header in ("", "*"):  # absent (or empty), or any current version
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
         return None
     versions = set()
     for tag in header.split(","):

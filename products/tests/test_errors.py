@@ -211,3 +211,19 @@ def test_the_wsgi_app_passes_usable_charsets_through():
     assert charset_is_usable("application/json; charset=utf-8")
     assert charset_is_usable("application/json")
     assert not charset_is_usable("application/json; charset=no-such-codec")
+
+
+def test_a_value_the_database_refuses_is_a_400_not_a_500(api_client, monkeypatch):
+    from django.db import DataError
+
+    product = make_product()
+
+    def refused(**kwargs):
+        raise DataError("value out of range")
+
+    monkeypatch.setattr(services, "increment_stock", refused)
+    response = api_client.post(
+        f"/api/products/{product.pk}/increment/", {"quantity": 1}, format="json"
+    )
+
+    assert_problem(response, 400, "invalid_value")

@@ -203,6 +203,13 @@ def test_movement_list_filters(api_client, history, params, expected_deltas):
     assert [m["delta"] for m in response.json()["results"]] == expected_deltas
 
 
+def test_date_filters_take_any_offset(api_client, history):
+    response = api_client.get("/api/movements/", {"created_before": "2000-01-01T13:49:17-20:05"})
+
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+
+
 def test_movement_list_filters_by_product_user_and_date_range(api_client, history):
     a, _ = history
     StockMovement.objects.filter(kind="initial").delete()  # only the API's movements
@@ -232,6 +239,8 @@ def test_movement_list_filters_by_product_user_and_date_range(api_client, histor
         {"product": "1.5"},
         {"created_after": "yesterday"},
         {"user": "1e5"},
+        {"user": str(2**63)},
+        {"created_after": "0001-01-01T00:00:00+20:00"},
         {"colour": "red"},
     ],
 )
