@@ -23,6 +23,8 @@ class IntegerFilter(django_filters.NumberFilter):
 
 class UtcDateTimeField(IsoDateTimeField):
     def clean(self, value):
+        if value == "":
+            raise forms.ValidationError("Give a date-time, or leave the parameter out.")
         moment = super().clean(value)
         if moment is None:
             return None

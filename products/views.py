@@ -1,3 +1,4 @@
+import re
 from collections.abc import Mapping
 
 from django_filters.rest_framework import DjangoFilterBackend
@@ -50,11 +51,12 @@ KEY_REUSED = OpenApiResponse(
 STALE_IF_MATCH = OpenApiResponse(
     description="`precondition_failed`: If-Match does not match the product's current ETag."
 )
+IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,20}"(\s*,\s*(W/)?"[0-9]{1,20}")*)$'
 IF_MATCH = OpenApiParameter(
     "If-Match",
     str,
     OpenApiParameter.HEADER,
-    pattern=r'^(\*|(W/)?"[0-9]+"(\s*,\s*(W/)?"[0-9]+")*)$',
+    pattern=IF_MATCH_PATTERN,
     description='Optional. The ETag from your last read (e.g. `"7"`): refuse with 412 '
     "if the product has changed since.",
 )
@@ -269,17 +271,15 @@ def product_response(product: Product, status: int = 200) -> Response:
 def parse_if_match(request) -> set[int] | None:
     """The versions an If-Match header accepts; None when absent or `*`.
 
-    Only strong tags can match (RFC 9110), so a weak or malformed one matches nothing.
+    Only strong tags can match (RFC 9110), so a weak one matches nothing; a header
+    that is not a list of our ETags at all is a 400.
     """
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return None
-    versions = set()
-    for tag in header.split(","):
-        tag = tag.strip()
-        if len(tag) <= 22 and tag[:1] == '"' and tag[-1:] == '"' and tag[1:-1].isdigit():
-            versions.add(int(tag[1:-1]))
-    return versions
+    if not re.fullmatch(IF_MATCH_PATTERN, header.strip()):
+        raise ValidationError({"If-Match": ['Must be "*" or ETags such as "7".']})
+    return {int(tag.strip()[1:-1]) for tag in header.split(",") if tag.strip()[:1] == '"'}
 
 
 @extend_schema_view(

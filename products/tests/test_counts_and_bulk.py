@@ -132,8 +132,11 @@ def test_patch_with_a_stale_if_match_is_412_and_changes_nothing(api_client):
     assert Product.objects.get(pk=product.pk).low_stock_threshold == 2
 
 
-@pytest.mark.parametrize("if_match", ["current", "*", 'W/"current"', "garbage"])
-def test_if_match_on_put(api_client, if_match):
+@pytest.mark.parametrize(
+    ("if_match", "expected"),
+    [("current", 200), ("*", 200), ('"0", current', 200), ('W/"current"', 412), ('"999"', 412)],
+)
+def test_if_match_on_put(api_client, if_match, expected):
     product = make_product(sku="P", stock_quantity=5)
     url = f"/api/products/{product.pk}/"
     etag = api_client.get(url)["ETag"]
@@ -143,8 +146,19 @@ def test_if_match_on_put(api_client, if_match):
         url, {"sku": "P", "name": "Renamed"}, format="json", HTTP_IF_MATCH=header
     )
 
-    expected = 200 if if_match in ("current", "*") else 412
     assert response.status_code == expected
+
+
+@pytest.mark.parametrize("if_match", ["garbage", "", '"abc"', "7"])
+def test_a_malformed_if_match_is_400(api_client, if_match):
+    product = make_product(sku="P", stock_quantity=5)
+
+    response = api_client.patch(
+        f"/api/products/{product.pk}/", {"name": "x"}, format="json", HTTP_IF_MATCH=if_match
+    )
+
+    assert response.status_code == 400
+    assert "If-Match" in response.json()["errors"]
 
 
 # Bulk adjustments

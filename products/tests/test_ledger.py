@@ -241,6 +241,7 @@ def test_movement_list_filters_by_product_user_and_date_range(api_client, histor
         {"user": "1e5"},
         {"user": str(2**63)},
         {"created_after": "0001-01-01T00:00:00+20:00"},
+        {"created_before": ""},
         {"colour": "red"},
     ],
 )
