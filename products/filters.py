@@ -2,11 +2,16 @@ from datetime import UTC
 
 import django_filters
 from django import forms
+from django.db.models import Value
+from django.db.models.functions import Lower
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter, SearchFilter
 
-from .models import StockMovement
+from . import selectors
+from .models import Product, StockMovement
 
 
 @extend_schema_field(OpenApiTypes.INT64)
@@ -57,3 +62,93 @@ class StockMovementFilter(django_filters.FilterSet):
     class Meta:
         model = StockMovement
         fields = []
+
+
+class TrueFalseField(forms.ChoiceField):
+    def clean(self, value):
+        if value == "":
+            raise forms.ValidationError("Give true or false, or leave the parameter out.")
+        return super().clean(value)
+
+
+@extend_schema_field({"type": "string", "enum": ["true", "false"]})
+class TrueFalseFilter(django_filters.ChoiceFilter):
+    """Exactly `true` or `false`: anything else is a 400, not an ignored filter."""
+
+    field_class = TrueFalseField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, choices=[("true", "true"), ("false", "false")], **kwargs)
+
+
+class ProductFilter(django_filters.FilterSet):
+    sku = django_filters.CharFilter(
+        method="filter_sku", max_length=64, label="SKU (exact, any case)"
+    )
+    name = django_filters.CharFilter(lookup_expr="icontains", max_length=200, label="Name contains")
+    stock_quantity__gte = IntegerFilter(field_name="stock_quantity", lookup_expr="gte")
+    stock_quantity__lte = IntegerFilter(field_name="stock_quantity", lookup_expr="lte")
+    price__gte = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
+    price__lte = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+    below_requirement = TrueFalseFilter(method="filter_below_requirement")
+    updated_since = UtcDateTimeFilter(
+        field_name="updated_at", lookup_expr="gte", label="Updated at or after (ISO 8601)"
+    )
+
+    class Meta:
+        model = Product
+        fields = []
+
+    def filter_sku(self, queryset, name, value):
+        return queryset.alias(sku_lower=Lower("sku")).filter(sku_lower=Lower(Value(value)))
+
+    def filter_below_requirement(self, queryset, name, value):
+        below = selectors.below_requirement(queryset)
+        return below if value == "true" else queryset.exclude(pk__in=below.values("pk"))
+
+
+class ProductSearchFilter(SearchFilter):
+    """`?search=`: products whose SKU, name or description contains the text, any case."""
+
+    search_description = "Text contained in the SKU, name or description (any case)."
+
+
+class StrictOrderingFilter(OrderingFilter):
+    """`?ordering=` over the view's `ordering_fields` only: anything else is a 400.
+
+    The id is always the last sort key, so that pages are stable.
+    """
+
+    def get_ordering(self, request, queryset, view):
+        raw = request.query_params.get(self.ordering_param)
+        if raw is None:
+            return self.get_default_ordering(view)
+        terms = [term.strip() for term in raw.split(",")]
+        allowed = set(view.ordering_fields)
+        unknown = [term for term in terms if term.lstrip("-") not in allowed]
+        if unknown or not terms:
+            raise ValidationError(
+                {
+                    self.ordering_param: [
+                        f"Order by one or more of: {', '.join(view.ordering_fields)} "
+                        "(prefix - for descending), comma-separated."
+                    ]
+                }
+            )
+        if not {"id", "-id"} & set(terms):
+            terms.append("id")
+        return terms
+
+    def get_schema_operation_parameters(self, view):
+        names = "|".join(view.ordering_fields)
+        term = f"-?({names})"
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": "Sort by these fields, comma-separated; prefix - for descending. "
+                f"One of: {', '.join(view.ordering_fields)}.",
+                "schema": {"type": "string", "pattern": f"^{term}(,{term})*$"},
+            }
+        ]

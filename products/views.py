@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from . import idempotency, selectors, services
-from .filters import StockMovementFilter
+from .filters import ProductFilter, ProductSearchFilter, StockMovementFilter, StrictOrderingFilter
 from .models import Product
 from .permissions import CanAdjustStock, CanCountStock, CanViewMovements, ModelPermissions
 from .serializers import (
@@ -151,6 +151,11 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
     serializer_class = ProductSerializer
     permission_classes = [ModelPermissions]
     paginated_actions = frozenset({"list", "below_requirement", "movements"})
+    filter_backends = [DjangoFilterBackend, ProductSearchFilter, StrictOrderingFilter]
+    filterset_class = ProductFilter
+    search_fields = ["sku", "name", "description"]
+    ordering_fields = ["id", "sku", "name", "stock_quantity", "price", "updated_at"]
+    ordering = ["id"]
 
     def get_serializer_class(self):
         # The stock actions take their own bodies (also the browsable API's forms).

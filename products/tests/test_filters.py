@@ -1,0 +1,157 @@
+"""Filtering, search and ordering on the product list and the low-stock list."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from products.models import Product
+
+from .conftest import make_product
+
+pytestmark = pytest.mark.django_db
+
+LISTS = ["/api/products/", "/api/products/below_requirement/"]
+
+
+@pytest.fixture
+def catalogue():
+    """Five products, all at or below their threshold (so both lists hold them all)."""
+    return {
+        "bolt": make_product(
+            sku="BOLT-M8",
+            name="Hex bolt M8",
+            description="zinc plated",
+            stock_quantity=5,
+            low_stock_threshold=50,
+            price=Decimal("0.20"),
+        ),
+        "nut": make_product(
+            sku="NUT-M8",
+            name="Hex nut M8",
+            description="",
+            stock_quantity=40,
+            low_stock_threshold=50,
+            price=Decimal("0.05"),
+        ),
+        "tape": make_product(
+            sku="TAPE-50",
+            name="Packing tape",
+            description="50 mm, brown",
+            stock_quantity=0,
+            low_stock_threshold=10,
+            price=Decimal("3.10"),
+        ),
+        "jack": make_product(
+            sku="JACK-1",
+            name="Pallet jack",
+            description="2.5 t",
+            stock_quantity=2,
+            low_stock_threshold=2,
+            price=Decimal("349.90"),
+        ),
+        "wrap": make_product(
+            sku="wrap-9",
+            name="Stretch wrap",
+            description="hex pattern",
+            stock_quantity=9,
+            low_stock_threshold=9,
+            price=Decimal("19.99"),
+        ),
+    }
+
+
+def skus(response) -> list[str]:
+    assert response.status_code == 200, response.json()
+    return [p["sku"] for p in response.json()["results"]]
+
+
+@pytest.mark.parametrize("path", LISTS)
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"sku": "bolt-m8"}, ["BOLT-M8"]),
+        ({"sku": "WRAP-9"}, ["wrap-9"]),
+        ({"sku": "BOLT"}, []),
+        ({"name": "hex"}, ["BOLT-M8", "NUT-M8"]),
+        ({"stock_quantity__gte": 5}, ["BOLT-M8", "NUT-M8", "wrap-9"]),
+        ({"stock_quantity__lte": 2}, ["TAPE-50", "JACK-1"]),
+        ({"stock_quantity__gte": 2, "stock_quantity__lte": 9}, ["BOLT-M8", "JACK-1", "wrap-9"]),
+        ({"price__gte": "3.10", "price__lte": "20"}, ["TAPE-50", "wrap-9"]),
+        ({"search": "HEX"}, ["BOLT-M8", "NUT-M8", "wrap-9"]),
+        ({"search": "tape"}, ["TAPE-50"]),
+        ({"search": "50"}, ["TAPE-50"]),
+        ({"search": "hex", "stock_quantity__gte": 9}, ["NUT-M8", "wrap-9"]),
+    ],
+)
+def test_filters_and_search(api_client, catalogue, path, params, expected):
+    assert skus(api_client.get(path, params)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", ["BOLT-M8", "TAPE-50"]), ("false", ["FULL-1"])],
+)
+def test_below_requirement_filter(api_client, value, expected):
+    make_product(sku="BOLT-M8", stock_quantity=1, low_stock_threshold=5)
+    make_product(sku="FULL-1", stock_quantity=10, low_stock_threshold=5)
+    make_product(sku="TAPE-50", stock_quantity=5, low_stock_threshold=5)
+
+    assert skus(api_client.get("/api/products/", {"below_requirement": value})) == expected
+
+
+def test_updated_since(api_client, catalogue):
+    Product.objects.exclude(sku="NUT-M8").update(updated_at=timezone.now() - timedelta(days=2))
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+
+    assert skus(api_client.get("/api/products/", {"updated_since": since})) == ["NUT-M8"]
+
+
+@pytest.mark.parametrize(
+    ("ordering", "expected"),
+    [
+        ("sku", ["BOLT-M8", "JACK-1", "NUT-M8", "TAPE-50", "wrap-9"]),
+        ("-stock_quantity", ["NUT-M8", "wrap-9", "BOLT-M8", "JACK-1", "TAPE-50"]),
+        ("price", ["NUT-M8", "BOLT-M8", "TAPE-50", "wrap-9", "JACK-1"]),
+        ("name", ["BOLT-M8", "NUT-M8", "TAPE-50", "JACK-1", "wrap-9"]),
+        ("-id", ["wrap-9", "JACK-1", "TAPE-50", "NUT-M8", "BOLT-M8"]),
+    ],
+)
+def test_ordering(api_client, catalogue, ordering, expected):
+    assert skus(api_client.get("/api/products/", {"ordering": ordering})) == expected
+
+
+def test_ordering_ties_are_broken_by_id(api_client):
+    products = [make_product(stock_quantity=7) for _ in range(4)]
+
+    listed = api_client.get("/api/products/", {"ordering": "stock_quantity"}).json()["results"]
+
+    assert [p["id"] for p in listed] == [p.pk for p in products]
+
+
+@pytest.mark.parametrize("path", LISTS)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"stock_quantity__gte": "abc"},
+        {"stock_quantity__lte": "1.5"},
+        {"stock_quantity__gte": str(2**63)},
+        {"price__gte": "cheap"},
+        {"below_requirement": "yes"},
+        {"below_requirement": ""},
+        {"updated_since": "last week"},
+        {"updated_since": ""},
+        {"ordering": "colour"},
+        {"ordering": "sku,description"},
+        {"ordering": ""},
+        {"sku": "x" * 65},
+        {"stock_quantity__gt": "1"},
+    ],
+)
+def test_bad_filter_values_are_400_not_a_silent_full_list(api_client, catalogue, path, params):
+    response = api_client.get(path, params)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+    assert set(response.json()["errors"]) == set(params)
