@@ -17,7 +17,7 @@ ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.pos
 
 requires_postgres = pytest.mark.skipif(
     not ON_POSTGRES,
-    reason="needs PostgreSQL (row locks across connections); set DATABASE_URL",
+    reason="needs PostgreSQL (set DATABASE_URL)",
 )
 
 
