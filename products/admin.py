@@ -32,7 +32,10 @@ class BelowRequirementFilter(admin.SimpleListFilter):
 class StockQuantityForm(forms.Form):
     quantity = forms.IntegerField(min_value=1, max_value=MAX_STOCK, initial=1)
     reason = forms.ChoiceField(
-        choices=[("", "default (received / shipped)"), *StockMovement.Reason.choices],
+        choices=[
+            ("", "default: received for increments, shipped for decrements"),
+            *StockMovement.Reason.choices,
+        ],
         required=False,
     )
     note = forms.CharField(max_length=1000, required=False)

@@ -98,9 +98,9 @@ class StockMovement(models.Model):
         OTHER = "other"
 
     class Source(models.TextChoices):
-        API = "api"
-        ADMIN = "admin"
-        COMMAND = "command"
+        API = "api", "API"
+        ADMIN = "admin", "Admin"
+        COMMAND = "command", "Command"
 
     product = models.ForeignKey(
         Product, null=True, on_delete=models.SET_NULL, related_name="movements"

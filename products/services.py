@@ -144,7 +144,7 @@ class LinesRefused(InventoryError):
 
     def __init__(self, code: str, lines: list[dict]) -> None:
         self.code = code
-        what = "go below zero" if code == InsufficientStock.code else f"exceed {MAX_STOCK}"
+        what = "below zero" if code == InsufficientStock.code else f"past {MAX_STOCK}"
         super().__init__(
             f"{len(lines)} line(s) would take stock {what}; nothing changed.", lines=lines
         )

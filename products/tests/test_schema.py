@@ -40,3 +40,8 @@ def test_docs_page_serves_swagger_ui_from_local_static_files(client):
     assert "swagger-ui" in html
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
     assert "cdn" not in html.lower()
+
+
+def test_models_and_migrations_agree():
+    # makemigrations --check exits non-zero when a model change has no migration.
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
