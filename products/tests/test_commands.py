@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import models
 
 from .conftest import make_product
 
@@ -58,3 +59,32 @@ def test_ensure_superuser_creates_once(monkeypatch):
     user = get_user_model().objects.get(username="root")
     assert user.is_superuser
     assert user.check_password("pw-abc-12345")
+
+
+def test_seed_products_is_realistic_idempotent_and_on_the_ledger():
+    from products.models import Product
+
+    first = run("seed_products", "--count", "300", "--batch-size", "100")
+    again = run("seed_products", "--count", "450", "--batch-size", "100")
+
+    assert "Created 300 product(s) (0 already there)" in first
+    assert "Created 150 product(s) (300 already there)" in again
+    assert "450/450" in again
+    assert Product.objects.filter(sku__startswith="SEED-").count() == 450
+    below = Product.objects.filter(stock_quantity__lte=models.F("low_stock_threshold")).count()
+    assert 0 < below < 100
+    assert "the ledger reconciles" in run("verify_ledger")
+
+
+def test_seed_products_gives_the_same_data_for_the_same_seed():
+    from products.models import Product
+
+    run("seed_products", "--count", "20")
+    first = list(Product.objects.order_by("sku").values_list("name", "price", "stock_quantity"))
+    Product.objects.all().delete()
+    run("seed_products", "--count", "20")
+
+    assert (
+        list(Product.objects.order_by("sku").values_list("name", "price", "stock_quantity"))
+        == first
+    )
