@@ -167,30 +167,29 @@ class MovementDetailsSerializer(StrictSerializer):
     )
 
 
-class StockChangeSerializer(MovementDetailsSerializer):
+class CompareAndSetSerializer(MovementDetailsSerializer):
+    """A stock operation that may name the stock it expects to find."""
+
+    expected_quantity = StrictIntegerField(
+        min_value=0,
+        max_value=MAX_STOCK,
+        required=False,
+        help_text="Compare-and-set: refuse with 409 `stock_changed` unless stock is this.",
+    )
+
+
+class StockChangeSerializer(CompareAndSetSerializer):
     """How many units to add or remove, and why."""
 
     quantity = StrictIntegerField(
         min_value=1, max_value=MAX_STOCK, help_text="Units to add or remove (≥ 1)."
     )
-    expected_quantity = StrictIntegerField(
-        min_value=0,
-        max_value=MAX_STOCK,
-        required=False,
-        help_text="Compare-and-set: refuse with 409 `stock_changed` unless stock is this.",
-    )
 
 
-class StockCountSerializer(MovementDetailsSerializer):
+class StockCountSerializer(CompareAndSetSerializer):
     """The quantity found by a physical count."""
 
     counted_quantity = StrictIntegerField(min_value=0, max_value=MAX_STOCK)
-    expected_quantity = StrictIntegerField(
-        min_value=0,
-        max_value=MAX_STOCK,
-        required=False,
-        help_text="Compare-and-set: refuse with 409 `stock_changed` unless stock is this.",
-    )
 
 
 class AdjustmentLineSerializer(StrictSerializer):
