@@ -21,6 +21,7 @@ from rest_framework.settings import api_settings
 from . import idempotency, selectors, services
 from .filters import ProductFilter, ProductSearchFilter, StockMovementFilter, StrictOrderingFilter
 from .models import Product
+from .pagination import WalkingCursorPagination
 from .permissions import CanAdjustStock, CanCountStock, CanViewMovements, ModelPermissions
 from .serializers import (
     ProductSerializer,
@@ -95,6 +96,20 @@ class StrictQueryParamsMixin:
                 errors[name] = ["Give this parameter once."]
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def paginator(self):
+        """Page numbers, or a cursor when the request has `cursor` (see pagination.py)."""
+        if not hasattr(self, "_paginator"):
+            request = getattr(self, "request", None)
+            walking = request is not None and "cursor" in request.query_params
+            if self.pagination_class is None:
+                self._paginator = None
+            elif walking:
+                self._paginator = WalkingCursorPagination()
+            else:
+                self._paginator = self.pagination_class()
+        return self._paginator
 
     def allowed_query_params(self) -> set[str]:
         allowed = {"format"}

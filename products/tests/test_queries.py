@@ -62,3 +62,12 @@ def test_the_movement_list_does_not_query_per_row(django_assert_num_queries, pag
 
     with django_assert_num_queries(AUTH + 2):
         assert client.get("/api/movements/", {"page_size": page_size}).status_code == 200
+
+
+def test_a_cursor_page_is_one_query(staff_client, django_assert_num_queries):
+    for _ in range(20):
+        make_product()
+
+    with django_assert_num_queries(AUTH + 1):
+        response = staff_client.get("/api/products/", {"cursor": "", "page_size": 5})
+    assert response.status_code == 200
