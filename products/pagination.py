@@ -36,14 +36,9 @@ class CappedCountPaginator(Paginator):
         return self.object_list[: COUNT_CAP + 1].count()
 
 
-class StrictPageNumberPagination(PageNumberPagination):
-    """Page-number pagination whose `page` and `page_size` are validated, not guessed.
+class ValidatedPageSize:
+    """`page_size` from 1 to MAX_PAGE_SIZE, or a 400 (never silently a default)."""
 
-    A page size outside 1..max_page_size, or a page that is not a positive integer,
-    is a 400 rather than silently replaced by a default.
-    """
-
-    django_paginator_class = CappedCountPaginator
     page_size = settings.REST_FRAMEWORK["PAGE_SIZE"]
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
@@ -53,6 +48,15 @@ class StrictPageNumberPagination(PageNumberPagination):
         if raw is None:
             return self.page_size
         return positive_int(raw, self.page_size_query_param, self.max_page_size)
+
+
+class StrictPageNumberPagination(ValidatedPageSize, PageNumberPagination):
+    """Page-number pagination whose `page` and `page_size` are validated, not guessed.
+
+    A page that is not a positive integer is a 400 rather than page 1.
+    """
+
+    django_paginator_class = CappedCountPaginator
 
     def get_page_number(self, request, paginator):
         raw = request.query_params.get(self.page_query_param)
@@ -107,19 +111,10 @@ class StrictPageNumberPagination(PageNumberPagination):
         return parameters
 
 
-class WalkingCursorPagination(CursorPagination):
+class WalkingCursorPagination(ValidatedPageSize, CursorPagination):
     """Keyset pagination in id order: the same cost for the first page and the last."""
 
     ordering = "id"
-    page_size = settings.REST_FRAMEWORK["PAGE_SIZE"]
-    page_size_query_param = "page_size"
-    max_page_size = MAX_PAGE_SIZE
-
-    def get_page_size(self, request) -> int:
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
-        return positive_int(raw, self.page_size_query_param, self.max_page_size)
 
     def get_ordering(self, request, queryset, view):
         if "ordering" in request.query_params:
