@@ -244,7 +244,8 @@ def redis_is_up() -> bool:
     return True
 
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+# Its own Redis database; TEST_REDIS_URL lets parallel runs on one machine use others.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.mark.skipif(not redis_is_up(), reason="needs Redis on 127.0.0.1:6379")

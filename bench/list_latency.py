@@ -1,0 +1,172 @@
+"""Latency of the read endpoints on a million products, through the real HTTP stack.
+
+    .venv/bin/python bench/list_latency.py [--products 1000000] [--requests 200]
+
+Seeds a dedicated PostgreSQL database (idempotent: a rerun only tops it up), serves
+it with gunicorn (DEBUG off, 2 workers), and times sequential requests from one
+keep-alive client for each scenario. Prints one table: median and p95 in ms.
+Target: every p95 under 50 ms.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+DATABASE = "inventory_bench"
+DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": DATABASE_URL,
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-" + "x" * 50,
+        "THROTTLE_USER": "1000000/minute",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DATABASE], capture_output=True)
+    manage = [PYTHON, "manage.py"]
+    run([*manage, "migrate", "--noinput", "-v0"], env)
+    run([*manage, "seed_products", "--count", str(args.products)], env)
+    run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            DATABASE,
+            "-qc",
+            "VACUUM ANALYZE products_product",
+        ],
+        env,
+    )
+    token = subprocess.run(
+        [*manage, "create_api_user", "bench", "--role", "admin", "--rotate-token"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    server = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "inventory_project.wsgi",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        wait_for_port(args.port)
+        print_table(measure(args.port, token, args.requests, args.products))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def run(command: list[str], env: dict) -> None:
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
+
+
+def wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start")
+
+
+def measure(port: int, token: str, requests: int, products: int) -> list[tuple]:
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    headers = {"Authorization": f"Token {token}", "Accept": "application/json"}
+
+    def get(path: str, params: dict | None = None) -> tuple[float, dict]:
+        url = path + ("?" + urlencode(params) if params else "")
+        started = time.perf_counter()
+        connection.request("GET", url, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status != 200:
+            raise SystemExit(f"{url}: {response.status} {body[:200]!r}")
+        return elapsed, json.loads(body)
+
+    # A cursor about 90 % of the way through the catalogue.
+    _, page = get("/api/products/", {"cursor": "", "page_size": 1})
+    first_id = page["results"][0]["id"]
+    deep_cursor = deep_cursor_url(first_id + int(products * 0.9))
+
+    rng = random.Random(1)
+    scenarios = {
+        "list, first page": lambda: get("/api/products/"),
+        "list, deep cursor page": lambda: get(deep_cursor),
+        "search (?search=jack)": lambda: get(
+            "/api/products/", {"search": rng.choice(["jack", "bolt", "tape", "padlock", "carton"])}
+        ),
+        "low stock, first page": lambda: get("/api/products/below_requirement/"),
+        "filtered (stock 10-20, by price)": lambda: get(
+            "/api/products/",
+            {"stock_quantity__gte": 10, "stock_quantity__lte": 20, "ordering": "price"},
+        ),
+        "GET by id": lambda: get(f"/api/products/{first_id + rng.randrange(products)}/"),
+    }
+    rows = []
+    for name, call in scenarios.items():
+        for _ in range(5):  # warm up
+            call()
+        timings = sorted(call()[0] for _ in range(requests))
+        p95 = timings[int(len(timings) * 0.95) - 1]
+        rows.append((name, statistics.median(timings), p95))
+    return rows
+
+
+def deep_cursor_url(after_id: int) -> str:
+    """A cursor URL for the page after `after_id`, as `next` links encode it (DRF's
+    cursor is base64 of `p=<last id>`), rather than walking 18,000 pages to get there."""
+    token = base64.b64encode(f"p={after_id}".encode()).decode()
+    return f"/api/products/?{urlencode({'cursor': token})}"
+
+
+def print_table(rows: list[tuple]) -> None:
+    print()
+    print(f"{'scenario':36} {'median ms':>10} {'p95 ms':>10}  {'p95 < 50 ms':>11}")
+    for name, median, p95 in rows:
+        print(f"{name:36} {median:10.1f} {p95:10.1f}  {'yes' if p95 < 50 else 'NO':>11}")
+
+
+if __name__ == "__main__":
+    main()
