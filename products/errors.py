@@ -36,6 +36,7 @@ from .services import (
     LinesRefused,
     StockChanged,
     StockLimitExceeded,
+    UnknownProducts,
     VersionMismatch,
 )
 
@@ -44,8 +45,8 @@ logger = logging.getLogger(__name__)
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
 
-# Domain errors not listed here (invalid quantity, unknown products in a bulk
-# adjustment) are 400s.
+# Domain errors not listed here (an invalid quantity) are 400s. A bulk adjustment naming
+# products that do not exist is well-formed but cannot be carried out: 422.
 DOMAIN_STATUS = {
     InsufficientStock: HTTPStatus.CONFLICT,
     StockLimitExceeded: HTTPStatus.CONFLICT,
@@ -53,6 +54,7 @@ DOMAIN_STATUS = {
     LinesRefused: HTTPStatus.CONFLICT,
     DuplicateSku: HTTPStatus.CONFLICT,
     VersionMismatch: HTTPStatus.PRECONDITION_FAILED,
+    UnknownProducts: HTTPStatus.UNPROCESSABLE_ENTITY,
 }
 
 

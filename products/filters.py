@@ -1,24 +1,60 @@
+import re
 from datetime import UTC
 
 import django_filters
 from django import forms
 from django.db.models import Value
 from django.db.models.functions import Lower
+from django_filters.fields import ChoiceField as FilterChoiceField
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.drainage import set_override
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
-from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.fields import CharField
+from rest_framework.filters import OrderingFilter, SearchFilter, search_smart_split
 
 from . import selectors
 from .models import Product, StockMovement
+from .serializers import MONEY_PATTERN
+
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+MAX_SEARCH_LENGTH = 200
+
+
+class NonBlankMixin:
+    """A parameter sent empty is a 400, not a filter silently left out."""
+
+    def clean(self, value):
+        if value == "":
+            raise forms.ValidationError("Give a value, or leave the parameter out.")
+        return super().clean(value)
+
+
+class NonBlankIntegerField(NonBlankMixin, forms.IntegerField):
+    pass
+
+
+class MoneyField(NonBlankMixin, forms.DecimalField):
+    """An amount written like a price: "12.50", "3", "0.5" (no sign, no exponent)."""
+
+    def clean(self, value):
+        if isinstance(value, str) and value and not re.fullmatch(MONEY_PATTERN, value):
+            raise forms.ValidationError(
+                'Must be an amount like "12.50": up to 10 digits, a dot and up to 2 decimals.'
+            )
+        return super().clean(value)
+
+
+class NonBlankChoiceField(NonBlankMixin, FilterChoiceField):
+    pass
 
 
 @extend_schema_field(OpenApiTypes.INT64)
 class IntegerFilter(django_filters.NumberFilter):
     """A 64-bit whole number ("1.5" or "1e5" is a 400, not a silent match on nothing)."""
 
-    field_class = forms.IntegerField
+    field_class = NonBlankIntegerField
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("min_value", -(2**63))
@@ -26,10 +62,29 @@ class IntegerFilter(django_filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
-class UtcDateTimeField(IsoDateTimeField):
+@extend_schema_field({"type": "string", "pattern": MONEY_PATTERN, "example": "12.50"})
+class MoneyFilter(django_filters.NumberFilter):
+    field_class = MoneyField
+
+    def get_max_validator(self):
+        return None  # the pattern bounds it
+
+
+def text_filter(max_length: int, **kwargs) -> django_filters.CharFilter:
+    """Text of at most `max_length` characters, without NUL (a 400 otherwise)."""
+    text = django_filters.CharFilter(max_length=max_length, **kwargs)
+    schema = {"type": "string", "maxLength": max_length, "pattern": NO_NUL_PATTERN}
+    if "label" in kwargs:
+        schema["description"] = kwargs["label"]  # an override's description is the only one
+    return set_override(text, "field", schema)
+
+
+class ChoiceFilter(django_filters.ChoiceFilter):
+    field_class = NonBlankChoiceField
+
+
+class UtcDateTimeField(NonBlankMixin, IsoDateTimeField):
     def clean(self, value):
-        if value == "":
-            raise forms.ValidationError("Give a date-time, or leave the parameter out.")
         moment = super().clean(value)
         if moment is None:
             return None
@@ -47,10 +102,10 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
 
 class StockMovementFilter(django_filters.FilterSet):
     product = IntegerFilter(field_name="product_id")
-    sku = django_filters.CharFilter(field_name="sku", lookup_expr="iexact", max_length=64)
-    kind = django_filters.ChoiceFilter(choices=StockMovement.Kind.choices)
-    reason = django_filters.ChoiceFilter(choices=StockMovement.Reason.choices)
-    source = django_filters.ChoiceFilter(choices=StockMovement.Source.choices)
+    sku = text_filter(64, field_name="sku", lookup_expr="iexact")
+    kind = ChoiceFilter(choices=StockMovement.Kind.choices)
+    reason = ChoiceFilter(choices=StockMovement.Reason.choices)
+    source = ChoiceFilter(choices=StockMovement.Source.choices)
     user = IntegerFilter(field_name="user_id", label="User id")
     created_after = UtcDateTimeFilter(
         field_name="created_at", lookup_expr="gte", label="Created at or after (ISO 8601)"
@@ -64,11 +119,8 @@ class StockMovementFilter(django_filters.FilterSet):
         fields = []
 
 
-class TrueFalseField(forms.ChoiceField):
-    def clean(self, value):
-        if value == "":
-            raise forms.ValidationError("Give true or false, or leave the parameter out.")
-        return super().clean(value)
+class TrueFalseField(NonBlankMixin, forms.ChoiceField):
+    pass
 
 
 @extend_schema_field({"type": "string", "enum": ["true", "false"]})
@@ -82,14 +134,12 @@ class TrueFalseFilter(django_filters.ChoiceFilter):
 
 
 class ProductFilter(django_filters.FilterSet):
-    sku = django_filters.CharFilter(
-        method="filter_sku", max_length=64, label="SKU (exact, any case)"
-    )
-    name = django_filters.CharFilter(lookup_expr="icontains", max_length=200, label="Name contains")
+    sku = text_filter(64, method="filter_sku", label="SKU (exact, any case)")
+    name = text_filter(200, lookup_expr="icontains", label="Name contains")
     stock_quantity__gte = IntegerFilter(field_name="stock_quantity", lookup_expr="gte")
     stock_quantity__lte = IntegerFilter(field_name="stock_quantity", lookup_expr="lte")
-    price__gte = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
-    price__lte = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+    price__gte = MoneyFilter(field_name="price", lookup_expr="gte")
+    price__lte = MoneyFilter(field_name="price", lookup_expr="lte")
     below_requirement = TrueFalseFilter(method="filter_below_requirement")
     updated_since = UtcDateTimeFilter(
         field_name="updated_at", lookup_expr="gte", label="Updated at or after (ISO 8601)"
@@ -111,6 +161,21 @@ class ProductSearchFilter(SearchFilter):
     """`?search=`: products whose SKU, name or description contains the text, any case."""
 
     search_description = "Text contained in the SKU, name or description (any case)."
+
+    def get_search_terms(self, request):
+        """The terms, from at most MAX_SEARCH_LENGTH characters without NUL (else a 400)."""
+        value = request.query_params.get(self.search_param, "")
+        field = CharField(trim_whitespace=False, allow_blank=True, max_length=MAX_SEARCH_LENGTH)
+        try:
+            return search_smart_split(field.run_validation(value))
+        except ValidationError as error:
+            raise ValidationError({self.search_param: error.detail}) from None
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"].update(maxLength=MAX_SEARCH_LENGTH, pattern=NO_NUL_PATTERN)
+        return parameters
 
 
 class StrictOrderingFilter(OrderingFilter):

@@ -43,6 +43,11 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+# Request bodies that take exactly one of two fields (their serializers refuse both or
+# neither), which a serializer cannot say in the schema itself.
+EXACTLY_ONE_OF = {"AdjustmentLineRequest": ("product", "sku")}
+
+
 def document_problem_responses(result, generator, request, public):
     """Postprocessing hook: give every operation its error responses as problem JSON,
     and say that request bodies take no fields beyond the documented ones."""
@@ -51,6 +56,8 @@ def document_problem_responses(result, generator, request, public):
     for name, schema in schemas.items():
         if name.endswith("Request") and schema.get("type") == "object":
             schema["additionalProperties"] = False  # unknown fields are a 400
+        if name in EXACTLY_ONE_OF:
+            schema["oneOf"] = [{"required": [field]} for field in EXACTLY_ONE_OF[name]]
         for prop in schema.get("properties", {}).values():
             _collapse_blank_alternative(prop)
     problem_content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}

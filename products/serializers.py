@@ -157,7 +157,9 @@ class MovementDetailsSerializer(StrictSerializer):
         help_text="Defaults to `received` for increments, `shipped` for decrements, "
         "`count` for counts and `correction` for adjustments.",
     )
-    note = StrictCharField(max_length=1000, required=False, allow_blank=True)
+    note = StrictCharField(
+        max_length=1000, required=False, allow_blank=True, validators=[no_nul_characters]
+    )
     reference = StrictCharField(
         max_length=100,
         required=False,
@@ -197,16 +199,7 @@ class AdjustmentLineSerializer(StrictSerializer):
 
     product = StrictIntegerField(min_value=1, max_value=2**63 - 1, required=False)
     sku = StrictCharField(max_length=64, required=False, validators=[one_line_of_text])
-    delta = StrictIntegerField(
-        min_value=-MAX_STOCK,
-        max_value=MAX_STOCK,
-        help_text="Units to add (+) or remove (−); not 0.",
-    )
-
-    def validate_delta(self, value: int) -> int:
-        if value == 0:
-            raise serializers.ValidationError("Must not be 0.")
-        return value
+    delta = DeltaField(help_text="Units to add (+) or remove (−); not 0.")
 
     def validate(self, attrs):
         if ("product" in attrs) == ("sku" in attrs):

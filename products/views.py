@@ -242,7 +242,12 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         summary="A product's stock history, newest first",
         responses={200: StockMovementSerializer(many=True)},
     )
-    @action(detail=True, methods=["get"], permission_classes=[CanViewMovements])
+    @action(
+        detail=True,
+        methods=["get"],
+        permission_classes=[CanViewMovements],
+        filter_backends=[],  # pages only: the product filters do not apply to its ledger
+    )
     def movements(self, request, pk=None):
         product_id = positive_id(pk)
         if not Product.objects.filter(pk=product_id).exists():
@@ -332,7 +337,10 @@ class StockMovementViewSet(StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet
                 "lists every line that would go below zero (or past the maximum), with "
                 "the quantity `available` before it. Nothing changed."
             ),
-            422: KEY_REUSED,
+            422: OpenApiResponse(
+                description="`unknown_product`: `lines` lists every line naming a product "
+                "or SKU that does not exist; or `idempotency_key_reused`. Nothing changed."
+            ),
         },
     )
 )

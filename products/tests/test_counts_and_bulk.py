@@ -220,12 +220,14 @@ def test_bulk_adjustment_is_all_or_nothing_and_lists_every_refused_line(api_clie
     assert not StockMovement.objects.exclude(kind="initial").exists()
 
 
-def test_bulk_adjustment_naming_an_unknown_product_is_400_and_changes_nothing(api_client):
+def test_bulk_adjustment_naming_an_unknown_product_is_422_and_changes_nothing(api_client):
+    # Well-formed (the schema admits any id or SKU) but impossible to carry out: 422, not
+    # 400, which the schema reserves for requests it does not admit.
     a = make_product(stock_quantity=3)
 
     response = adjust(api_client, [{"product": a.pk, "delta": 1}, {"sku": "NOPE", "delta": 1}])
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["code"] == "unknown_product"
     assert response.json()["lines"] == [{"line": 1, "delta": 1, "sku": "NOPE"}]
     assert stock_of(a) == 3

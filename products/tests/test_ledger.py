@@ -102,7 +102,13 @@ def test_a_direct_stock_set_is_recorded_as_an_adjustment(api_client):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("reason", "stolen"), ("reason", 3), ("note", "n" * 1001), ("reference", "r" * 101)],
+    [
+        ("reason", "stolen"),
+        ("reason", 3),
+        ("note", "n" * 1001),
+        ("note", "a\x00b"),
+        ("reference", "r" * 101),
+    ],
 )
 def test_bad_movement_details_are_400_and_change_nothing(api_client, field, value):
     product = make_product(stock_quantity=10)
@@ -242,6 +248,9 @@ def test_movement_list_filters_by_product_user_and_date_range(api_client, histor
         {"user": str(2**63)},
         {"created_after": "0001-01-01T00:00:00+20:00"},
         {"created_before": ""},
+        {"kind": ""},
+        {"product": ""},
+        {"sku": "a\x00b"},
         {"colour": "red"},
     ],
 )

@@ -32,6 +32,26 @@ def test_schema_is_served_and_documents_the_stock_actions(api_client):
     )
 
 
+def test_schema_declares_the_constraints_the_api_enforces(api_client):
+    # Each of these was once missing, and the fuzzer (make fuzz) found a valid-looking
+    # request the API refused.
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = schema["components"]["schemas"]
+    line = components["AdjustmentLineRequest"]
+    assert line["oneOf"] == [{"required": ["product"]}, {"required": ["sku"]}]
+    assert line["properties"]["delta"]["not"] == {"enum": [0]}
+    assert components["StockChangeRequest"]["properties"]["note"]["pattern"] == r"^[^\u0000]*$"
+    products = {
+        p["name"]: p["schema"] for p in schema["paths"]["/api/products/"]["get"]["parameters"]
+    }
+    assert products["sku"]["maxLength"] == 64
+    assert products["name"]["maxLength"] == 200
+    assert products["search"]["maxLength"] == 200
+    assert products["price__gte"]["type"] == "string"
+    movements = schema["paths"]["/api/products/{id}/movements/"]["get"]["parameters"]
+    assert {p["name"] for p in movements} == {"id", "page", "page_size", "cursor"}
+
+
 def test_docs_page_serves_swagger_ui_from_local_static_files(client):
     response = client.get("/api/docs/")
 
