@@ -12,7 +12,7 @@ PORT ?= 8000
 LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format migrate clean bench-lists
+.PHONY: run test fuzz lint format migrate clean bench-lists
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ test: $(VENV)/.dev-installed
 	fi; \
 	echo "Testing against $${DATABASE_URL:-SQLite (set DATABASE_URL for PostgreSQL)}"; \
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Schemathesis, every check and phase, against the app served by gunicorn on a fresh
+# PostgreSQL database (FUZZ_DATABASE_URL, default inventory_fuzz on 127.0.0.1:5432;
+# port FUZZ_PORT, default 8811). FUZZ_ARGS adds `st run` options. See fuzz/run.py.
+FUZZ_ARGS ?=
+fuzz: $(VENV)/.dev-installed
+	$(BIN)/python fuzz/run.py $(FUZZ_ARGS)
 
 # Latency of the read endpoints on 1,000,000 products (PostgreSQL on 127.0.0.1:5432).
 bench-lists: $(VENV)/.runtime-installed

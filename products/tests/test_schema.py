@@ -65,3 +65,20 @@ def test_docs_page_serves_swagger_ui_from_local_static_files(client):
 def test_models_and_migrations_agree():
     # makemigrations --check exits non-zero when a model change has no migration.
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_the_fuzz_hooks_use_the_patterns_the_schema_declares():
+    # fuzz/hooks.py keeps its own copies (it runs outside Django): they must not drift.
+    import importlib.util
+    from pathlib import Path
+
+    from products.idempotency import KEY_PATTERN
+    from products.views import IF_MATCH_PATTERN
+
+    path = Path(__file__).resolve().parents[2] / "fuzz" / "hooks.py"
+    spec = importlib.util.spec_from_file_location("fuzz_hooks", path)
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+
+    assert f"^{hooks.IF_MATCH.pattern}$" == IF_MATCH_PATTERN
+    assert f"^{hooks.IDEMPOTENCY_KEY.pattern}$" == KEY_PATTERN
