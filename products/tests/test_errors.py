@@ -137,6 +137,43 @@ def test_a_body_over_the_size_limit_is_413(api_client, settings):
     assert product.stock_quantity == 5
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"quantity": 1' + b"0" * 5_000 + b"}",  # past Python's int digit limit
+        b'{"quantity": 1e999}',  # parses as infinity
+        b'{"quantity": 1, "note": "' + b"x" * 2_000_000 + b'"}',
+        b'{"quantity": 1, "' + b"k" * 2_000_000 + b'": 1}',
+        b'{"quantity": 1, "note": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",
+    ],
+    ids=["huge-integer", "infinity", "huge-string", "huge-key", "deep-array"],
+)
+def test_huge_json_within_the_size_limit_is_a_clean_400(api_client, raw):
+    product = make_product(stock_quantity=5)
+
+    response = api_client.generic(
+        "POST", f"/api/products/{product.pk}/increment/", raw, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] in ("validation_error", "parse_error")
+    product.refresh_from_db()
+    assert product.stock_quantity == 5
+
+
+def test_a_bulk_adjustment_of_100000_lines_is_400_without_touching_stock(api_client):
+    product = make_product(stock_quantity=5)
+    lines = [{"product": product.pk, "delta": 1}] * 100_000
+
+    response = api_client.post("/api/stock-adjustments/", {"lines": lines}, format="json")
+
+    body = assert_problem(response, 400, "validation_error")
+    assert "lines" in body["errors"]
+    product.refresh_from_db()
+    assert product.stock_quantity == 5
+
+
 def test_too_many_query_parameters_is_400(api_client):
     query = "&".join(f"k{i}=1" for i in range(1001))
 
