@@ -79,6 +79,9 @@ def main() -> int:
                 # fuzzer's percent-encoded 4-byte characters reach it within the
                 # documented lengths; so here the app answers every URL itself.
                 "--limit-request-line=0",
+                # Its control socket has one default path for every gunicorn on the
+                # machine; this throwaway server needs none, and must not take another's.
+                "--no-control-socket",
             ],
             cwd=ROOT,
             env=env,
