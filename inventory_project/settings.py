@@ -74,7 +74,9 @@ TEMPLATES = [
 # PostgreSQL is the database of record: DATABASE_URL=postgres://user:pass@host:5432/db.
 # Without it, an embedded SQLite file, so that `make run` works anywhere. SQLite opens
 # every transaction with BEGIN IMMEDIATE so that stock changes stay serialised.
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# An empty DATABASE_URL counts as unset.
+DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {

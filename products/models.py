@@ -63,6 +63,12 @@ class Product(models.Model):
                 condition=Q(stock_quantity__lte=F("low_stock_threshold")),
                 name="product_below_requirement",
             ),
+            # Range filters and ?ordering=: each an index scan in (field, id) order,
+            # since the list always sorts by id last.
+            *(
+                models.Index(fields=[field, "id"], name=f"product_{field}_order")
+                for field in ("sku", "name", "stock_quantity", "price", "updated_at")
+            ),
         ]
 
     def __str__(self) -> str:

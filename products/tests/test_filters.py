@@ -81,7 +81,8 @@ def skus(response) -> list[str]:
         ({"price__gte": "3.10", "price__lte": "20"}, ["TAPE-50", "wrap-9"]),
         ({"search": "HEX"}, ["BOLT-M8", "NUT-M8", "wrap-9"]),
         ({"search": "tape"}, ["TAPE-50"]),
-        ({"search": "50"}, ["TAPE-50"]),
+        ({"search": "-50"}, ["TAPE-50"]),
+        ({"search": "wrap hex"}, ["wrap-9"]),  # every word, in any of the three fields
         ({"search": "hex", "stock_quantity__gte": 9}, ["NUT-M8", "wrap-9"]),
     ],
 )
@@ -147,6 +148,8 @@ def test_ordering_ties_are_broken_by_id(api_client):
         {"ordering": ""},
         {"sku": "x" * 65},
         {"stock_quantity__gt": "1"},
+        {"search": "ab"},  # too short for the trigram index
+        {"search": "tape 50"},
     ],
 )
 def test_bad_filter_values_are_400_not_a_silent_full_list(api_client, catalogue, path, params):
