@@ -1,3 +1,4 @@
+import re
 from datetime import UTC
 
 import django_filters
@@ -107,8 +108,12 @@ class ProductFilter(django_filters.FilterSet):
         return below if value == "true" else queryset.exclude(pk__in=below.values("pk"))
 
 
-# A trigram index can only serve words of three characters or more.
-MIN_SEARCH_WORD = 3
+# Words of three characters or more (the shortest a trigram index can serve),
+# separated by spaces or commas. Word and separator characters are disjoint, so
+# matching is linear.
+WORD = r"[^\s,\x00]{3,}"
+SEARCH_PATTERN = rf"^[\s,]*(?:{WORD}(?:[\s,]+{WORD})*)?[\s,]*$"
+MAX_SEARCH_LENGTH = 200
 
 
 class ProductSearchFilter(SearchFilter):
@@ -119,23 +124,33 @@ class ProductSearchFilter(SearchFilter):
     """
 
     search_description = (
-        "Words contained in the SKU, name or description (any case); every word must match "
-        f"and have at least {MIN_SEARCH_WORD} characters."
+        "Words contained in the SKU, name or description (any case), separated by spaces "
+        "or commas; every word must match and have at least 3 characters."
     )
 
-    def filter_queryset(self, request, queryset, view):
-        terms = self.get_search_terms(request)
-        if any(len(term) < MIN_SEARCH_WORD for term in terms):
+    def get_search_terms(self, request) -> list[str]:
+        value = request.query_params.get(self.search_param, "")
+        if len(value) > MAX_SEARCH_LENGTH or not re.fullmatch(SEARCH_PATTERN, value):
             raise ValidationError(
                 {
                     self.search_param: [
-                        f"Every search word needs at least {MIN_SEARCH_WORD} characters "
-                        "(shorter ones would scan the whole catalogue); for an exact SKU "
-                        "use `sku`."
+                        f"Up to {MAX_SEARCH_LENGTH} characters: words of at least 3 "
+                        "characters (shorter ones would scan the whole catalogue), separated "
+                        "by spaces or commas. For an exact SKU use `sku`."
                     ]
                 }
             )
+        return [term for term in re.split(r"[\s,]+", value) if term]
+
+    def filter_queryset(self, request, queryset, view):
+        terms = self.get_search_terms(request)
         return selectors.search(queryset, terms) if terms else queryset
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"].update(maxLength=MAX_SEARCH_LENGTH, pattern=SEARCH_PATTERN)
+        return parameters
 
 
 class StrictOrderingFilter(OrderingFilter):

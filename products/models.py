@@ -9,8 +9,9 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-# Stock and thresholds are 64-bit signed integers in every database we support.
+# Stock, thresholds and ids are 64-bit signed integers in every database we support.
 MAX_STOCK = 2**63 - 1
+MAX_ID = 2**63 - 1
 
 
 class Product(models.Model):

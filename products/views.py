@@ -20,8 +20,8 @@ from rest_framework.settings import api_settings
 
 from . import idempotency, selectors, services
 from .filters import ProductFilter, ProductSearchFilter, StockMovementFilter, StrictOrderingFilter
-from .models import Product
-from .pagination import WalkingCursorPagination
+from .models import MAX_ID, Product
+from .pagination import WalkingCursorPagination, positive_int_text
 from .permissions import CanAdjustStock, CanCountStock, CanViewMovements, ModelPermissions
 from .serializers import (
     ProductSerializer,
@@ -32,8 +32,6 @@ from .serializers import (
     StockMovementSerializer,
     TokenRequestSerializer,
 )
-
-MAX_ID = 2**63 - 1  # the id columns are 64-bit integers
 
 STOCK_CONFLICT = OpenApiResponse(
     description="Nothing changed, because: not enough stock (`insufficient_stock`, with "
@@ -129,9 +127,7 @@ class StrictQueryParamsMixin:
 
 def positive_id(value: str) -> int:
     """An id from the URL; a 404 for anything no row can have (before any query)."""
-    if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))):
-        raise NotFound()
-    if not 1 <= int(value) <= MAX_ID:
+    if not positive_int_text(value, maximum=MAX_ID):
         raise NotFound()
     return int(value)
 
