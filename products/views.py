@@ -153,7 +153,11 @@ def positive_id(value: str) -> int:
         parameters=[IF_MATCH],
         responses={200: ProductSerializer, 409: SKU_CONFLICT, 412: STALE_IF_MATCH},
     ),
-    destroy=extend_schema(summary="Delete a product (its stock history is kept)"),
+    destroy=extend_schema(
+        summary="Delete a product (its stock history is kept)",
+        parameters=[IF_MATCH],
+        responses={204: None, 412: STALE_IF_MATCH},
+    ),
 )
 class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
     # Stock changes go through `services`, which lock the product row and record a
@@ -205,6 +209,12 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         )
         return product_response(product)
 
+    def destroy(self, request, *args, **kwargs):
+        services.delete_product(
+            product_id=self.get_object().pk, expected_versions=parse_if_match(request)
+        )
+        return Response(status=204)
+
     @extend_schema(
         summary="Add stock",
         parameters=[idempotency.PARAMETER],
@@ -238,7 +248,7 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         summary="A product's stock history, newest first",
         responses={200: StockMovementSerializer(many=True)},
     )
-    @action(detail=True, methods=["get"], permission_classes=[CanViewMovements])
+    @action(detail=True, methods=["get"], permission_classes=[CanViewMovements], filter_backends=[])
     def movements(self, request, pk=None):
         product_id = positive_id(pk)
         if not Product.objects.filter(pk=product_id).exists():
@@ -374,8 +384,13 @@ class ObtainTokenView(StrictQueryParamsMixin, ObtainAuthToken):
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         if not serializer.is_valid():
-            if "non_field_errors" in serializer.errors:  # fields fine, credentials wrong
+            if _codes(serializer) == {"authorization"}:  # fields fine, credentials wrong
                 raise AuthenticationFailed(str(serializer.errors["non_field_errors"][0]))
             raise ValidationError(serializer.errors)
         token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
         return Response({"token": token.key})
+
+
+def _codes(serializer) -> set[str]:
+    """The codes of a serializer's errors that are not about one field."""
+    return {error.code for error in serializer.errors.get("non_field_errors", [])}

@@ -156,6 +156,14 @@ def test_token_endpoint_exchanges_credentials_for_the_users_token():
     assert again.json() == response.json()
 
 
+@pytest.mark.parametrize("body", ["[]", '"scanner7"', "5", "null"])
+def test_token_endpoint_answers_a_body_that_is_not_an_object_with_400(body):
+    response = APIClient().post("/api/auth/token/", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [

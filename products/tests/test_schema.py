@@ -45,3 +45,20 @@ def test_docs_page_serves_swagger_ui_from_local_static_files(client):
 def test_models_and_migrations_agree():
     # makemigrations --check exits non-zero when a model change has no migration.
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.parametrize(
+    ("path", "documented"),
+    [
+        ("/api/products/{id}/movements/", {"page", "page_size", "cursor"}),
+        ("/api/movements/{id}/", set()),
+        ("/api/products/{id}/", set()),
+    ],
+)
+def test_the_schema_documents_exactly_the_query_parameters_a_get_accepts(
+    api_client, path, documented
+):
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    parameters = schema.json()["paths"][path]["get"].get("parameters", [])
+
+    assert {p["name"] for p in parameters if p["in"] == "query"} == documented
