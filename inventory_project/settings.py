@@ -4,6 +4,7 @@ Every variable is documented in `.env.example`. A `.env` file next to `manage.py
 is read if present; real environment variables win over it.
 """
 
+import re
 from pathlib import Path
 
 import environ
@@ -130,6 +131,19 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 
 # The most lines one POST /api/stock-adjustments/ may carry.
 STOCK_ADJUSTMENT_MAX_LINES = env.int("STOCK_ADJUSTMENT_MAX_LINES", default=200)
+THROTTLE_ANON = env.str("THROTTLE_ANON", default="60/minute")
+THROTTLE_USER = env.str("THROTTLE_USER", default="3000/minute")
+PAGE_SIZE = env.int("PAGE_SIZE", default=50)
+
+# A bad value here would otherwise surface as a 500 on every request.
+for name, valid in [
+    ("STOCK_ADJUSTMENT_MAX_LINES", 1 <= STOCK_ADJUSTMENT_MAX_LINES <= 10_000),
+    ("PAGE_SIZE", 1 <= PAGE_SIZE <= 500),
+    ("THROTTLE_ANON", re.fullmatch(r"[0-9]+/(s|m|h|d)[a-z]*", THROTTLE_ANON)),
+    ("THROTTLE_USER", re.fullmatch(r"[0-9]+/(s|m|h|d)[a-z]*", THROTTLE_USER)),
+]:
+    if not valid:
+        raise ImproperlyConfigured(f"{name} is out of range or malformed (see .env.example).")
 
 REST_FRAMEWORK = {
     # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token`.
@@ -146,8 +160,8 @@ REST_FRAMEWORK = {
     # taken from X-Forwarded-For only that deep. 0 = ignore the header (it is spoofable).
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env.str("THROTTLE_ANON", default="60/minute"),
-        "user": env.str("THROTTLE_USER", default="3000/minute"),
+        "anon": THROTTLE_ANON,
+        "user": THROTTLE_USER,
     },
     "DEFAULT_SCHEMA_CLASS": "products.schema.InventoryAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "products.pagination.StrictPageNumberPagination",
@@ -157,7 +171,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "EXCEPTION_HANDLER": "products.errors.problem_exception_handler",
-    "PAGE_SIZE": env.int("PAGE_SIZE", default=50),
+    "PAGE_SIZE": PAGE_SIZE,
 }
 
 SPECTACULAR_SETTINGS = {

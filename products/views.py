@@ -72,6 +72,23 @@ def audit_from(request, data: Mapping) -> services.Audit:
     )
 
 
+class ThrottleFirstMixin:
+    """Count each request against the throttles before checking its permissions.
+
+    DRF checks permissions first, so a client sending no credentials would get its
+    401s without ever being throttled.
+    """
+
+    def check_permissions(self, request):
+        self.check_throttles(request)
+        super().check_permissions(request)
+
+    def check_throttles(self, request):
+        if not getattr(request, "_throttles_checked", False):  # once per request
+            request._throttles_checked = True
+            super().check_throttles(request)
+
+
 class StrictQueryParamsMixin:
     """Answer unknown or repeated query parameters with a 400 instead of ignoring them.
 
@@ -80,6 +97,9 @@ class StrictQueryParamsMixin:
     """
 
     paginated_actions = frozenset({"list"})
+    # An empty value filters nothing, so it is refused, except where it means something:
+    # the first page of a cursor walk, or no search.
+    may_be_empty = frozenset({"cursor", "search"})
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -92,6 +112,8 @@ class StrictQueryParamsMixin:
                 errors[name] = ["Unknown query parameter."]
             elif len(values) > 1:
                 errors[name] = ["Give this parameter once."]
+            elif values == [""] and name not in self.may_be_empty:
+                errors[name] = ["Give a value, or leave the parameter out."]
         if errors:
             raise ValidationError(errors)
 
@@ -159,7 +181,7 @@ def positive_id(value: str) -> int:
         responses={204: None, 412: STALE_IF_MATCH},
     ),
 )
-class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
+class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelViewSet):
     # Stock changes go through `services`, which lock the product row and record a
     # movement: the initial stock on create, a direct set by PUT/PATCH, and the actions.
     queryset = Product.objects.order_by("id")
@@ -312,7 +334,9 @@ def parse_if_match(request) -> set[int] | None:
     list=extend_schema(summary="Every stock movement, newest first"),
     retrieve=extend_schema(summary="One stock movement"),
 )
-class StockMovementViewSet(StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet):
+class StockMovementViewSet(
+    ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet
+):
     """The ledger: read-only, filterable by product, SKU, kind, reason, source, user
     and date range."""
 
@@ -342,7 +366,7 @@ class StockMovementViewSet(StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet
         },
     )
 )
-class StockAdjustmentViewSet(StrictQueryParamsMixin, viewsets.GenericViewSet):
+class StockAdjustmentViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.GenericViewSet):
     serializer_class = StockAdjustmentSerializer
     permission_classes = [CanAdjustStock]
 
@@ -373,7 +397,7 @@ class StockAdjustmentViewSet(StrictQueryParamsMixin, viewsets.GenericViewSet):
         401: OpenApiResponse(description="`authentication_failed`: wrong username or password."),
     },
 )
-class ObtainTokenView(StrictQueryParamsMixin, ObtainAuthToken):
+class ObtainTokenView(ThrottleFirstMixin, StrictQueryParamsMixin, ObtainAuthToken):
     # DRF's token view, but throttled like every other endpoint (password guessing),
     # taking JSON like the rest of the API, and answering wrong credentials with 401.
     permission_classes = [AllowAny]

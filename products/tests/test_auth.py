@@ -228,6 +228,16 @@ def test_anonymous_requests_over_the_rate_get_429(monkeypatch):
     assert statuses == [401, 401, 429]
 
 
+@pytest.mark.parametrize("path", ["/api/products/", "/api/movements/", "/api/products/1/"])
+def test_anonymous_requests_to_protected_endpoints_are_throttled_too(monkeypatch, path):
+    monkeypatch.setattr(AnonRateThrottle, "rate", "2/minute", raising=False)
+    client = APIClient()
+
+    statuses = [client.get(path).status_code for _ in range(3)]
+
+    assert statuses == [401, 401, 429]
+
+
 def test_throttle_rates_come_from_the_environment():
     code = (
         "import django; django.setup();"

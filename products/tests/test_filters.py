@@ -153,6 +153,11 @@ def test_ordering_ties_are_broken_by_id(api_client):
         {"search": "a" * 201},
         {"search": "bolt\x00"},
         {"search": "bolt,, ab"},
+        {"name": "he"},
+        {"sku": ""},
+        {"name": ""},
+        {"stock_quantity__lte": ""},
+        {"price__gte": ""},
     ],
 )
 def test_bad_filter_values_are_400_not_a_silent_full_list(api_client, catalogue, path, params):
