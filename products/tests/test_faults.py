@@ -169,6 +169,23 @@ def test_the_admin_while_the_database_is_down_is_a_503_not_a_500(database_unreac
     assert_database_unavailable(client.get(path))
 
 
+def test_the_browsable_api_and_the_token_endpoint_while_the_database_is_down_are_503s(
+    database_unreachable,
+):
+    client = Client(raise_request_exception=False)
+    client.cookies["sessionid"] = "a" * 32
+
+    assert_database_unavailable(client.get("/api/products/", HTTP_ACCEPT="text/html"))
+    assert_database_unavailable(
+        client.post(
+            "/api/auth/token/",
+            {"username": "alice", "password": "secret"},
+            content_type="application/json",
+        )
+    )
+    assert_database_unavailable(client.post("/admin/login/", {"username": "a", "password": "b"}))
+
+
 def test_an_unknown_url_while_the_database_is_down_is_still_a_404(client, database_unreachable):
     assert client.get("/api/no-such-thing/").status_code == 404
     assert client.get("/no-such-thing/").status_code == 404
@@ -403,15 +420,17 @@ def test_decrements_retried_with_their_keys_while_connections_are_killed_move_st
 
     def killer() -> None:
         barrier.wait()
-        for _ in range(KILL_ROUNDS):
-            time.sleep(random.uniform(0.05, 0.2))
-            busy = []
-            while not busy:  # strike while requests are running
-                busy = other_backends(excluding={controller}, state="active") + other_backends(
-                    excluding={controller}, state="idle in transaction"
-                )
-            kills.append(terminate(other_backends(excluding={controller})))
-        kills_done.set()
+        deadline = time.monotonic() + 60
+        try:
+            for _ in range(KILL_ROUNDS):
+                time.sleep(random.uniform(0.05, 0.2))
+                busy = []
+                while not busy and time.monotonic() < deadline:  # strike mid-request
+                    busy = other_backends(excluding={controller}, state="active")
+                    busy += other_backends(excluding={controller}, state="idle in transaction")
+                kills.append(terminate(other_backends(excluding={controller})))
+        finally:
+            kills_done.set()
 
     threads = [in_thread(lambda n=n, c=c: scanner(n, c)) for n, c in enumerate(clients)]
     threads.append(in_thread(killer))
