@@ -7,12 +7,18 @@ backends of this test database (`datname = current_database()`), never the kille
 own connection nor the test's controlling one.
 """
 
+import json
+import os
 import random
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -30,6 +36,7 @@ from .conftest import (
 from .test_concurrency import assert_ledger_reconciles
 
 IN_PROGRESS = "idempotency_request_in_progress"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def decrement(client, product_id: int, key: str | None = None, quantity: int = 1):
@@ -138,6 +145,70 @@ def new_connections_with(server_options: str) -> Iterator[None]:
         yield
     finally:
         connection.settings_dict["OPTIONS"] = options
+
+
+# The timeouts.
+
+
+def database_options(**env) -> dict:
+    """DATABASES["default"]["OPTIONS"] as settings.py builds them from this environment."""
+    environment = {**os.environ, "SECRET_KEY": "x" * 50, "DEBUG": "false", **env}
+    environment["DJANGO_SETTINGS_MODULE"] = "inventory_project.settings"
+    code = (
+        "import json; from django.conf import settings; "
+        "print(json.dumps(settings.DATABASES['default'].get('OPTIONS', {})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_postgresql_connections_get_the_timeouts_from_the_environment():
+    options = database_options(
+        DATABASE_URL="postgres://u@127.0.0.1:5432/db",
+        DB_CONNECT_TIMEOUT="3",
+        DB_STATEMENT_TIMEOUT="2.5",
+        DB_IDLE_IN_TRANSACTION_TIMEOUT="0",
+    )
+
+    assert options["connect_timeout"] == 3
+    assert options["options"] == (
+        "-c statement_timeout=2500 -c idle_in_transaction_session_timeout=0"
+    )
+
+
+def test_server_options_in_the_database_url_win_over_the_defaults():
+    options = database_options(
+        DATABASE_URL="postgres://u@127.0.0.1:5432/db?options=-c%20statement_timeout%3D5s"
+    )
+
+    assert options["options"].endswith("-c statement_timeout=5s")  # later -c wins
+
+
+def test_sqlite_gets_no_postgresql_options():
+    options = database_options(DATABASE_URL="sqlite:///:memory:")
+
+    assert "options" not in options
+    assert "connect_timeout" not in options
+
+
+@requires_postgres
+@pytest.mark.django_db
+def test_the_connection_really_runs_with_the_configured_statement_timeout():
+    configured = re.search(
+        r"statement_timeout=(\d+)", connection.settings_dict["OPTIONS"]["options"]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, setting FROM pg_settings"
+            " WHERE name IN ('statement_timeout', 'idle_in_transaction_session_timeout')"
+        )
+        live = dict(cursor.fetchall())
+
+    assert live["statement_timeout"] == configured.group(1)
+    assert live["idle_in_transaction_session_timeout"] != "0"
 
 
 # The database is unreachable. No test database is needed: nothing can connect.
