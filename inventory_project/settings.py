@@ -45,6 +45,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz for load balancers, answered before everything else.
+    "products.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -86,7 +88,32 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast instead of hanging: a request waits at most DB_CONNECT_TIMEOUT for a
+    # connection and DB_STATEMENT_TIMEOUT for a statement (lock waits included), then
+    # answers 503. A transaction left idle (a stuck worker) is ended, and its row locks
+    # freed, after DB_IDLE_IN_TRANSACTION_TIMEOUT. 0 turns a timeout off. Options given
+    # in DATABASE_URL's query string win.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
+    _server_timeouts = {
+        "statement_timeout": env.float("DB_STATEMENT_TIMEOUT", default=30),
+        "idle_in_transaction_session_timeout": env.float(
+            "DB_IDLE_IN_TRANSACTION_TIMEOUT", default=60
+        ),
+    }
+    _options["options"] = " ".join(
+        [f"-c {name}={round(seconds * 1000)}" for name, seconds in _server_timeouts.items()]
+        + ([_options["options"]] if _options.get("options") else [])
+    )
+    # TCP keepalives notice a database host that vanished without closing the socket.
+    _options.setdefault("keepalives", 1)
+    _options.setdefault("keepalives_idle", 30)
+    _options.setdefault("keepalives_interval", 10)
+    _options.setdefault("keepalives_count", 3)
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# A persistent connection that died (database restarted, connection killed) is noticed
+# at the start of the next request and replaced, so the API recovers on its own.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
