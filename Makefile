@@ -12,7 +12,7 @@ PORT ?= 8000
 LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
-.PHONY: run test fuzz lint format migrate clean bench-lists
+.PHONY: run test fuzz lint format migrate clean bench-lists bench-db-restart
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ fuzz: $(VENV)/.dev-installed
 # Latency of the read endpoints on 1,000,000 products (PostgreSQL on 127.0.0.1:5432).
 bench-lists: $(VENV)/.runtime-installed
 	$(BIN)/python bench/list_latency.py
+
+# Keyed decrements through gunicorn while PostgreSQL restarts under them (not in CI):
+# a throwaway cluster on port 5441, initdb'd as the postgres user. Exits 1 unless it
+# all reconciles.
+bench-db-restart: $(VENV)/.runtime-installed
+	$(BIN)/python bench/db_restart.py
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

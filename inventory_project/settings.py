@@ -4,6 +4,7 @@ Every variable is documented in `.env.example`. A `.env` file next to `manage.py
 is read if present; real environment variables win over it.
 """
 
+import re
 from pathlib import Path
 
 import environ
@@ -46,6 +47,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz for load balancers, answered before everything else.
+    "products.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -77,7 +80,9 @@ TEMPLATES = [
 # PostgreSQL is the database of record: DATABASE_URL=postgres://user:pass@host:5432/db.
 # Without it, an embedded SQLite file, so that `make run` works anywhere. SQLite opens
 # every transaction with BEGIN IMMEDIATE so that stock changes stay serialised.
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# An empty DATABASE_URL counts as unset.
+DATABASE_URL = env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
@@ -86,7 +91,32 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast instead of hanging: a request waits at most DB_CONNECT_TIMEOUT for a
+    # connection and DB_STATEMENT_TIMEOUT for a statement (lock waits included), then
+    # answers 503. A transaction left idle (a stuck worker) is ended, and its row locks
+    # freed, after DB_IDLE_IN_TRANSACTION_TIMEOUT. 0 turns a timeout off. Options given
+    # in DATABASE_URL's query string win.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
+    _server_timeouts = {
+        "statement_timeout": env.float("DB_STATEMENT_TIMEOUT", default=30),
+        "idle_in_transaction_session_timeout": env.float(
+            "DB_IDLE_IN_TRANSACTION_TIMEOUT", default=60
+        ),
+    }
+    _options["options"] = " ".join(
+        [f"-c {name}={round(seconds * 1000)}" for name, seconds in _server_timeouts.items()]
+        + ([_options["options"]] if _options.get("options") else [])
+    )
+    # TCP keepalives notice a database host that vanished without closing the socket.
+    _options.setdefault("keepalives", 1)
+    _options.setdefault("keepalives_idle", 30)
+    _options.setdefault("keepalives_interval", 10)
+    _options.setdefault("keepalives_count", 3)
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# A persistent connection that died (database restarted, connection killed) is noticed
+# at the start of the next request and replaced, so the API recovers on its own.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -138,6 +168,19 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 
 # The most lines one POST /api/stock-adjustments/ may carry.
 STOCK_ADJUSTMENT_MAX_LINES = env.int("STOCK_ADJUSTMENT_MAX_LINES", default=200)
+THROTTLE_ANON = env.str("THROTTLE_ANON", default="60/minute")
+THROTTLE_USER = env.str("THROTTLE_USER", default="3000/minute")
+PAGE_SIZE = env.int("PAGE_SIZE", default=50)
+
+# A bad value here would otherwise surface as a 500 on every request.
+for name, valid in [
+    ("STOCK_ADJUSTMENT_MAX_LINES", 1 <= STOCK_ADJUSTMENT_MAX_LINES <= 10_000),
+    ("PAGE_SIZE", 1 <= PAGE_SIZE <= 500),
+    ("THROTTLE_ANON", re.fullmatch(r"[0-9]+/(s|m|h|d)[a-z]*", THROTTLE_ANON)),
+    ("THROTTLE_USER", re.fullmatch(r"[0-9]+/(s|m|h|d)[a-z]*", THROTTLE_USER)),
+]:
+    if not valid:
+        raise ImproperlyConfigured(f"{name} is out of range or malformed (see .env.example).")
 
 REST_FRAMEWORK = {
     # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token`.
@@ -154,8 +197,8 @@ REST_FRAMEWORK = {
     # taken from X-Forwarded-For only that deep. 0 = ignore the header (it is spoofable).
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env.str("THROTTLE_ANON", default="60/minute"),
-        "user": env.str("THROTTLE_USER", default="3000/minute"),
+        "anon": THROTTLE_ANON,
+        "user": THROTTLE_USER,
     },
     "DEFAULT_SCHEMA_CLASS": "products.schema.InventoryAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "products.pagination.StrictPageNumberPagination",
@@ -165,7 +208,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "EXCEPTION_HANDLER": "products.errors.problem_exception_handler",
-    "PAGE_SIZE": env.int("PAGE_SIZE", default=50),
+    "PAGE_SIZE": PAGE_SIZE,
 }
 
 SPECTACULAR_SETTINGS = {

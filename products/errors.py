@@ -11,6 +11,7 @@
 
 import json
 import logging
+import sys
 from http import HTTPStatus
 from typing import Any
 
@@ -20,7 +21,7 @@ from django.core.exceptions import (
     RequestDataTooBig,
     SuspiciousOperation,
 )
-from django.db import DataError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -112,8 +113,8 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
             400, "invalid_value", "A value is out of range for the database.", instance=instance
         )
         response = Response(body, status=400)
-    elif isinstance(exc, (OperationalError, InterfaceError)):
-        logger.warning("Database unavailable: %s", exc, exc_info=exc)
+    elif is_database_unavailable(exc):
+        logger.warning("Database unavailable on %s: %s", instance, exc, exc_info=exc)
         response = _database_unavailable(instance)
     else:
         response = drf_exception_handler(exc, context)
@@ -155,14 +156,33 @@ def _server_error(instance: str) -> dict[str, Any]:
     )
 
 
-def _database_unavailable(instance: str) -> Response:
-    body = problem(
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot serve us right now, rather than that a
+    query or a value is wrong: it is unreachable, it dropped or killed the connection,
+    or a statement ran past its timeout (all OperationalError or InterfaceError), or any
+    other database error raised on a connection that is no longer open (psycopg2 raises
+    a bare DatabaseError for some ways a connection breaks)."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DatabaseError):
+        return connection.connection is None or bool(getattr(connection.connection, "closed", 0))
+    return False
+
+
+def database_unavailable_problem(instance: str) -> dict[str, Any]:
+    return problem(
         503,
         "database_unavailable",
         "The database is unavailable; retry shortly.",
         instance=instance,
     )
-    return Response(body, status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+
+
+RETRY_AFTER_HEADERS = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+
+
+def _database_unavailable(instance: str) -> Response:
+    return Response(database_unavailable_problem(instance), status=503, headers=RETRY_AFTER_HEADERS)
 
 
 def _wants_json(request) -> bool:
@@ -204,6 +224,17 @@ def handler404(request: HttpRequest, exception=None):
 
 
 def handler500(request: HttpRequest):
+    # Django calls this while handling the exception, wherever it was raised: a view,
+    # or a middleware such as the session or authentication one (the admin, say).
+    exc = sys.exc_info()[1]
+    if exc is not None and is_database_unavailable(exc):
+        logger.warning("Database unavailable on %s: %s", request.path, exc)
+        return JsonResponse(
+            database_unavailable_problem(request.path),
+            status=503,
+            content_type=PROBLEM_CONTENT_TYPE,
+            headers=RETRY_AFTER_HEADERS,
+        )
     if _is_admin(request):
         return defaults.server_error(request)
     return JsonResponse(_server_error(request.path), status=500, content_type=PROBLEM_CONTENT_TYPE)

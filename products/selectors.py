@@ -1,6 +1,8 @@
 """Read-side queries worth naming."""
 
-from django.db.models import F, QuerySet, Value
+from collections.abc import Iterable
+
+from django.db.models import F, Func, QuerySet, TextField, Value
 from django.db.models.functions import Lower
 
 from .models import Product, StockMovement
@@ -26,6 +28,30 @@ def sku_taken(sku: str, *, exclude_id: int | None = None) -> bool:
     if exclude_id is not None:
         queryset = queryset.exclude(pk=exclude_id)
     return queryset.exists()
+
+
+class SearchText(Func):
+    """A product's SKU, name and description in one string: `sku || ' ' || name || ' ' ||
+    description`, the very expression that the `product_search_trgm` index holds (see
+    migration 0008), so one trigram index answers a search over all three."""
+
+    template = "(%(expressions)s)"
+    arg_joiner = " || ' ' || "
+    output_field = TextField()
+
+    def __init__(self):
+        super().__init__(F("sku"), F("name"), F("description"))
+
+
+def search(queryset: QuerySet[Product], terms: Iterable[str]) -> QuerySet[Product]:
+    """Products whose SKU, name or description contain every term, ignoring case.
+
+    `UPPER(search text) LIKE UPPER('%term%')`: on PostgreSQL a trigram index scan.
+    """
+    queryset = queryset.alias(search_text=SearchText())
+    for term in terms:
+        queryset = queryset.filter(search_text__icontains=term)
+    return queryset
 
 
 def movements() -> QuerySet[StockMovement]:

@@ -208,6 +208,8 @@ def update_product(
             product = _lock(product_id)
             if expected_versions is not None and product.version not in expected_versions:
                 raise VersionMismatch(current=product.version)
+            if all(getattr(product, field) == value for field, value in changes.items()):
+                return product  # nothing to change: same version, no new ETag
             before = product.stock_quantity
             for field, value in changes.items():
                 setattr(product, field, value)
@@ -220,6 +222,16 @@ def update_product(
             raise DuplicateSku(changes["sku"]) from exc
         raise
     return product
+
+
+def delete_product(*, product_id: int, expected_versions: Collection[int] | None = None) -> None:
+    """Delete a product; its movements keep their SKU and name snapshots. With
+    `expected_versions` (from If-Match), refuse unless the product is still at one."""
+    with transaction.atomic():
+        product = _lock(product_id)
+        if expected_versions is not None and product.version not in expected_versions:
+            raise VersionMismatch(current=product.version)
+        product.delete()
 
 
 # Stock operations

@@ -20,8 +20,8 @@ from rest_framework.settings import api_settings
 
 from . import idempotency, selectors, services
 from .filters import ProductFilter, ProductSearchFilter, StockMovementFilter, StrictOrderingFilter
-from .models import Product
-from .pagination import WalkingCursorPagination
+from .models import MAX_ID, Product
+from .pagination import WalkingCursorPagination, positive_int_text
 from .permissions import CanAdjustStock, CanCountStock, CanViewMovements, ModelPermissions
 from .serializers import (
     ProductSerializer,
@@ -32,8 +32,6 @@ from .serializers import (
     StockMovementSerializer,
     TokenRequestSerializer,
 )
-
-MAX_ID = 2**63 - 1  # the id columns are 64-bit integers
 
 STOCK_CONFLICT = OpenApiResponse(
     description="Nothing changed, because: not enough stock (`insufficient_stock`, with "
@@ -74,6 +72,23 @@ def audit_from(request, data: Mapping) -> services.Audit:
     )
 
 
+class ThrottleFirstMixin:
+    """Count each request against the throttles before checking its permissions.
+
+    DRF checks permissions first, so a client sending no credentials would get its
+    401s without ever being throttled.
+    """
+
+    def check_permissions(self, request):
+        self.check_throttles(request)
+        super().check_permissions(request)
+
+    def check_throttles(self, request):
+        if not getattr(request, "_throttles_checked", False):  # once per request
+            request._throttles_checked = True
+            super().check_throttles(request)
+
+
 class StrictQueryParamsMixin:
     """Answer unknown or repeated query parameters with a 400 instead of ignoring them.
 
@@ -82,6 +97,9 @@ class StrictQueryParamsMixin:
     """
 
     paginated_actions = frozenset({"list"})
+    # An empty value filters nothing, so it is refused, except where it means something:
+    # the first page of a cursor walk, or no search.
+    may_be_empty = frozenset({"cursor", "search"})
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -94,6 +112,8 @@ class StrictQueryParamsMixin:
                 errors[name] = ["Unknown query parameter."]
             elif len(values) > 1:
                 errors[name] = ["Give this parameter once."]
+            elif values == [""] and name not in self.may_be_empty:
+                errors[name] = ["Give a value, or leave the parameter out."]
         if errors:
             raise ValidationError(errors)
 
@@ -129,9 +149,7 @@ class StrictQueryParamsMixin:
 
 def positive_id(value: str) -> int:
     """An id from the URL; a 404 for anything no row can have (before any query)."""
-    if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))):
-        raise NotFound()
-    if not 1 <= int(value) <= MAX_ID:
+    if not positive_int_text(value, maximum=MAX_ID):
         raise NotFound()
     return int(value)
 
@@ -157,9 +175,13 @@ def positive_id(value: str) -> int:
         parameters=[IF_MATCH],
         responses={200: ProductSerializer, 409: SKU_CONFLICT, 412: STALE_IF_MATCH},
     ),
-    destroy=extend_schema(summary="Delete a product (its stock history is kept)"),
+    destroy=extend_schema(
+        summary="Delete a product (its stock history is kept)",
+        parameters=[IF_MATCH],
+        responses={204: None, 412: STALE_IF_MATCH},
+    ),
 )
-class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
+class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelViewSet):
     # Stock changes go through `services`, which lock the product row and record a
     # movement: the initial stock on create, a direct set by PUT/PATCH, and the actions.
     queryset = Product.objects.order_by("id")
@@ -209,6 +231,12 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         )
         return product_response(product)
 
+    def destroy(self, request, *args, **kwargs):
+        services.delete_product(
+            product_id=self.get_object().pk, expected_versions=parse_if_match(request)
+        )
+        return Response(status=204)
+
     @extend_schema(
         summary="Add stock",
         parameters=[idempotency.PARAMETER],
@@ -242,12 +270,7 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         summary="A product's stock history, newest first",
         responses={200: StockMovementSerializer(many=True)},
     )
-    @action(
-        detail=True,
-        methods=["get"],
-        permission_classes=[CanViewMovements],
-        filter_backends=[],  # pages only: the product filters do not apply to its ledger
-    )
+    @action(detail=True, methods=["get"], permission_classes=[CanViewMovements], filter_backends=[])
     def movements(self, request, pk=None):
         product_id = positive_id(pk)
         if not Product.objects.filter(pk=product_id).exists():
@@ -311,7 +334,9 @@ def parse_if_match(request) -> set[int] | None:
     list=extend_schema(summary="Every stock movement, newest first"),
     retrieve=extend_schema(summary="One stock movement"),
 )
-class StockMovementViewSet(StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet):
+class StockMovementViewSet(
+    ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet
+):
     """The ledger: read-only, filterable by product, SKU, kind, reason, source, user
     and date range."""
 
@@ -344,7 +369,7 @@ class StockMovementViewSet(StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet
         },
     )
 )
-class StockAdjustmentViewSet(StrictQueryParamsMixin, viewsets.GenericViewSet):
+class StockAdjustmentViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.GenericViewSet):
     serializer_class = StockAdjustmentSerializer
     permission_classes = [CanAdjustStock]
 
@@ -375,7 +400,7 @@ class StockAdjustmentViewSet(StrictQueryParamsMixin, viewsets.GenericViewSet):
         401: OpenApiResponse(description="`authentication_failed`: wrong username or password."),
     },
 )
-class ObtainTokenView(StrictQueryParamsMixin, ObtainAuthToken):
+class ObtainTokenView(ThrottleFirstMixin, StrictQueryParamsMixin, ObtainAuthToken):
     # DRF's token view, but throttled like every other endpoint (password guessing),
     # taking JSON like the rest of the API, and answering wrong credentials with 401.
     permission_classes = [AllowAny]
@@ -386,8 +411,13 @@ class ObtainTokenView(StrictQueryParamsMixin, ObtainAuthToken):
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         if not serializer.is_valid():
-            if "non_field_errors" in serializer.errors:  # fields fine, credentials wrong
+            if _codes(serializer) == {"authorization"}:  # fields fine, credentials wrong
                 raise AuthenticationFailed(str(serializer.errors["non_field_errors"][0]))
             raise ValidationError(serializer.errors)
         token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
         return Response({"token": token.key})
+
+
+def _codes(serializer) -> set[str]:
+    """The codes of a serializer's errors that are not about one field."""
+    return {error.code for error in serializer.errors.get("non_field_errors", [])}

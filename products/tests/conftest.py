@@ -1,4 +1,5 @@
 import os
+import socket
 from decimal import Decimal
 
 import pytest
@@ -7,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -107,3 +109,37 @@ def pytest_sessionfinish(session, exitstatus):
         if reporter:
             reporter.write_sep("=", message, red=True)
         session.exitstatus = 1
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (it was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def database_unreachable(django_db_blocker):
+    """The default connection pointed at a closed port, as if the database were down."""
+    if not ON_POSTGRES:  # Django never closes SQLite's in-memory test database
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+    saved = {key: connection.settings_dict[key] for key in ("HOST", "PORT")}
+    with django_db_blocker.unblock():
+        connection.close()
+        connection.settings_dict.update(HOST="127.0.0.1", PORT=closed_port())
+        try:
+            yield
+        finally:
+            connection.close()
+            connection.settings_dict.update(saved)
+
+
+def assert_database_unavailable(response) -> dict:
+    """A 503 problem document that tells the client when to retry."""
+    assert response.status_code == 503, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert int(response["Retry-After"]) > 0
+    body = response.json()
+    assert body["code"] == "database_unavailable"
+    assert body["status"] == 503
+    return body

@@ -156,6 +156,14 @@ def test_token_endpoint_exchanges_credentials_for_the_users_token():
     assert again.json() == response.json()
 
 
+@pytest.mark.parametrize("body", ["[]", '"scanner7"', "5", "null"])
+def test_token_endpoint_answers_a_body_that_is_not_an_object_with_400(body):
+    response = APIClient().post("/api/auth/token/", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
@@ -216,6 +224,16 @@ def test_anonymous_requests_over_the_rate_get_429(monkeypatch):
     body = {"username": "x", "password": "y"}
 
     statuses = [client.post("/api/auth/token/", body, format="json").status_code for _ in range(3)]
+
+    assert statuses == [401, 401, 429]
+
+
+@pytest.mark.parametrize("path", ["/api/products/", "/api/movements/", "/api/products/1/"])
+def test_anonymous_requests_to_protected_endpoints_are_throttled_too(monkeypatch, path):
+    monkeypatch.setattr(AnonRateThrottle, "rate", "2/minute", raising=False)
+    client = APIClient()
+
+    statuses = [client.get(path).status_code for _ in range(3)]
 
     assert statuses == [401, 401, 429]
 

@@ -50,6 +50,32 @@ def test_adjust_stock_rejects_bad_quantities(value):
         run("adjust_stock", "S", "--increment", value)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--reference", "r" * 101, "--reference"),
+        ("--reference", "PO\n7", "--reference"),
+        ("--note", "n" * 1001, "--note"),
+    ],
+)
+def test_adjust_stock_applies_the_apis_limits_to_its_details(option, value, message):
+    product = make_product(sku="Tape", stock_quantity=1)
+
+    with pytest.raises(CommandError, match=message):
+        run("adjust_stock", "Tape", "--increment", "1", option, value)
+
+    product.refresh_from_db()
+    assert product.stock_quantity == 1
+
+
+@pytest.mark.parametrize("username", ["", "bad name!", "u" * 151])
+def test_create_api_user_refuses_a_username_the_admin_would_refuse(username):
+    with pytest.raises(CommandError, match="Username"):
+        run("create_api_user", username, "--role", "staff")
+
+    assert not get_user_model().objects.exists()
+
+
 def test_ensure_superuser_creates_once(monkeypatch):
     monkeypatch.setitem(os.environ, "DJANGO_SUPERUSER_USERNAME", "root")
     monkeypatch.setitem(os.environ, "DJANGO_SUPERUSER_PASSWORD", "pw-abc-12345")

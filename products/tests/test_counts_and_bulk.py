@@ -149,6 +149,31 @@ def test_if_match_on_put(api_client, if_match, expected):
     assert response.status_code == expected
 
 
+@pytest.mark.parametrize(("fresh", "expected"), [(False, 412), (True, 204)])
+def test_delete_honours_if_match(api_client, fresh, expected):
+    product = make_product(stock_quantity=5)
+    url = f"/api/products/{product.pk}/"
+    etag = api_client.get(url)["ETag"]
+    if not fresh:
+        api_client.patch(url, {"name": "Renamed by someone else"}, format="json")
+
+    response = api_client.delete(url, HTTP_IF_MATCH=etag)
+
+    assert response.status_code == expected
+    assert Product.objects.filter(pk=product.pk).exists() is not fresh
+
+
+def test_a_patch_that_changes_nothing_keeps_the_etag(api_client):
+    product = make_product(name="Same", stock_quantity=5)
+    url = f"/api/products/{product.pk}/"
+    etag = api_client.get(url)["ETag"]
+
+    for body in ({}, {"name": "Same", "stock_quantity": 5}):
+        response = api_client.patch(url, body, format="json", HTTP_IF_MATCH=etag)
+        assert (response.status_code, response["ETag"]) == (200, etag)
+    assert StockMovement.objects.filter(product=product).count() == 1  # the initial stock
+
+
 @pytest.mark.parametrize("if_match", ["garbage", "", '"abc"', "7"])
 def test_a_malformed_if_match_is_400(api_client, if_match):
     product = make_product(sku="P", stock_quantity=5)

@@ -53,6 +53,27 @@ def test_a_refusal_is_replayed_too(api_client):
     assert retry["Content-Type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize("invalid", [{"quantity": -1}, {"quantity": "two"}, {"colour": "red"}])
+def test_a_body_that_fails_validation_is_not_stored_so_the_corrected_retry_runs(
+    api_client, invalid
+):
+    product = make_product(stock_quantity=10)
+
+    refused = api_client.post(
+        f"/api/products/{product.pk}/decrement/",
+        invalid,
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="key-1",
+    )
+    corrected = decrement(api_client, product, 2)
+    retry = decrement(api_client, product, 2)
+
+    assert refused.status_code == 400
+    assert (corrected.status_code, retry.status_code) == (200, 200)
+    assert retry["Idempotent-Replayed"] == "true"
+    assert stock_of(product) == 8
+
+
 def test_the_same_key_with_another_body_is_422(api_client):
     product = make_product(stock_quantity=10)
     decrement(api_client, product, 3)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from products import selectors
 from products.filters import ProductFilter
@@ -50,6 +51,50 @@ def test_case_insensitive_sku_lookup_uses_the_lower_sku_index(big_catalogue):
 
     assert "product_sku_ci_unique" in plan(queryset)
     assert [p.sku for p in queryset] == ["SKU-012345"]
+
+
+def test_search_over_sku_name_and_description_uses_one_trigram_index(big_catalogue):
+    queryset = selectors.search(Product.objects.all(), ["uct 1234"])
+
+    assert "product_search_trgm" in plan(queryset)
+    assert queryset.count() == 11
+
+
+def test_a_search_for_one_full_sku_pages_through_the_trigram_index(big_catalogue, api_client):
+    """A page of one rare match is read through the search index, not by walking the
+    whole id index hoping to meet that match early."""
+    with CaptureQueriesContext(connection) as queries:
+        response = api_client.get("/api/products/", {"search": "SKU-012345"})
+    page_query = next(q["sql"] for q in queries if "LIMIT 50" in q["sql"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {page_query}")
+        page_plan = json.dumps(cursor.fetchone()[0])
+
+    assert [p["sku"] for p in response.json()["results"]] == ["SKU-012345"]
+    assert "product_search_trgm" in page_plan
+
+
+@pytest.mark.parametrize(
+    ("params", "index"),
+    [
+        ({"ordering": "price"}, "product_price_order"),
+        ({"ordering": "-name"}, "product_name_order"),
+        ({"ordering": "sku"}, "product_sku_order"),
+        ({"ordering": "-updated_at"}, "product_updated_at_order"),
+        (
+            {"stock_quantity__gte": 140, "ordering": "stock_quantity"},
+            "product_stock_quantity_order",
+        ),
+    ],
+)
+def test_ordering_and_range_filters_use_their_index(big_catalogue, api_client, params, index):
+    with CaptureQueriesContext(connection) as queries:
+        assert api_client.get("/api/products/", params).status_code == 200
+    page_query = next(q["sql"] for q in queries if "LIMIT 50" in q["sql"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {page_query}")
+
+        assert index in json.dumps(cursor.fetchone()[0])
 
 
 def test_substring_search_uses_a_trigram_index(big_catalogue):

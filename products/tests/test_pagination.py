@@ -1,5 +1,7 @@
 """Page numbers with a capped count, and cursors that walk the whole catalogue."""
 
+import base64
+
 import pytest
 
 from products import pagination
@@ -88,3 +90,34 @@ def test_bad_cursor_requests_are_400(api_client, params):
 
     assert response.status_code == 400
     assert set(response.json()["errors"]) & set(params)
+
+
+def cursor(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/products/", "/api/products/below_requirement/", "/api/movements/"]
+)
+@pytest.mark.parametrize(
+    "crafted",
+    ["p=abc", "p=1.5", "p=", "p=-1", "p=\x00", "x=1", "o=1", "r=1", f"p={2**63}", "%00"],
+)
+def test_crafted_cursors_are_400_not_a_500_or_the_first_page(api_client, path, crafted):
+    make_product(stock_quantity=0, low_stock_threshold=1)
+
+    response = api_client.get(path, {"cursor": cursor(crafted)})
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"cursor": ["Invalid cursor."]}
+
+
+def test_a_cursor_walks_back_through_previous_links(api_client):
+    products = [make_product() for _ in range(5)]
+    data = api_client.get("/api/products/", {"cursor": "", "page_size": 2}).json()
+    data = api_client.get(data["next"]).json()
+    data = api_client.get(data["next"]).json()
+
+    back = api_client.get(data["previous"]).json()
+
+    assert [p["id"] for p in back["results"]] == [p.pk for p in products[2:4]]

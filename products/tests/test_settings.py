@@ -45,6 +45,37 @@ def test_starts_with_debug_on_and_no_secret_key():
     assert result.stdout.strip() == "True"
 
 
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"THROTTLE_USER": "abc"},
+        {"THROTTLE_ANON": "10/fortnight"},
+        {"PAGE_SIZE": "1000"},
+        {"PAGE_SIZE": "0"},
+        {"STOCK_ADJUSTMENT_MAX_LINES": "0"},
+    ],
+)
+def test_refuses_to_start_on_a_malformed_or_out_of_range_setting(env):
+    name = next(iter(env))
+
+    result = load_settings(DEBUG="true", **env)
+
+    assert result.returncode != 0
+    assert f"{name} is out of range or malformed" in result.stderr
+
+
+def test_an_empty_database_url_means_the_sqlite_fallback():
+    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+    environment = {**os.environ, "DEBUG": "true", "DATABASE_URL": ""}
+    environment["DJANGO_SETTINGS_MODULE"] = "inventory_project.settings"
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+
+    assert result.stdout.strip() == "django.db.backends.sqlite3", result.stderr
+
+
 def response_headers(path: str, request_headers: dict[str, str], **env) -> dict:
     """Status and headers of a real request to the app, configured by `env` as a server
     would be (settings are read at start-up, so each configuration is a new process).

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from products import selectors, services
 from products.models import MAX_STOCK, StockMovement
+from products.serializers import MovementDetailsSerializer
 
 
 def quantity(value: str) -> int:
@@ -29,15 +30,15 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="username to record as having made the change")
 
     def handle(self, *args, sku, increment, decrement, reason, note, reference, user, **options):
+        details = {"note": note, "reference": reference, **({"reason": reason} if reason else {})}
+        details = MovementDetailsSerializer(data=details)  # the API's own limits
+        if not details.is_valid():
+            raise CommandError(_messages(details.errors))
         product = selectors.with_sku(sku).first()
         if product is None:
             raise CommandError(f"No product with SKU {sku!r}.")
         audit = services.Audit(
-            user=self._user(user),
-            source=services.Source.COMMAND,
-            reason=reason or "",
-            note=note,
-            reference=reference,
+            user=self._user(user), source=services.Source.COMMAND, **details.validated_data
         )
         try:
             if increment is not None:
@@ -60,3 +61,7 @@ class Command(BaseCommand):
             return get_user_model().objects.get(username=username)
         except get_user_model().DoesNotExist:
             raise CommandError(f"No user {username!r}.") from None
+
+
+def _messages(errors: dict) -> str:
+    return "; ".join(f"--{field}: {' '.join(messages)}" for field, messages in errors.items())

@@ -36,6 +36,10 @@ class Command(BaseCommand):
                 f"Group {group_name!r} is missing: run `manage.py migrate`."
             ) from None
         User = get_user_model()
+        try:  # the admin's own rules: length, allowed characters, not blank
+            username = User._meta.get_field(User.USERNAME_FIELD).clean(username, None)
+        except ValidationError as exc:
+            raise CommandError(f"Username {username!r}: {' '.join(exc.messages)}") from exc
         with transaction.atomic():
             user, created = User.objects.get_or_create(username=username)
             if password:
