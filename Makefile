@@ -1,5 +1,6 @@
-# `make run` serves the API for development; `make test` runs the whole suite.
-# Both start from a fresh clone: they create .venv and install what they need.
+# `make run` serves the API for development, `make serve` the production way (gunicorn);
+# `make test` runs the whole suite. All start from a fresh clone: they create .venv and
+# install what they need.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,7 +13,7 @@ PORT ?= 8000
 LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format migrate clean bench-lists
+.PHONY: run serve test lint format migrate clean bench bench-soak bench-lists
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,27 @@ run: $(VENV)/.runtime-installed .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_superuser
 	exec $(BIN)/python manage.py runserver "$(HOST):$(PORT)"
+
+# Production: DEBUG off whatever .env says, gunicorn sized by gunicorn.conf.py, static
+# files collected for WhiteNoise. Needs SECRET_KEY (environment or .env), and refuses
+# to start without one rather than fail deeper down.
+SERVE_PREFLIGHT := import os, environ; environ.Env.read_env(".env", overwrite=False); \
+	key = os.environ.get("SECRET_KEY", ""); \
+	raise SystemExit(0 if key and not key.startswith("django-insecure") else 1)
+
+serve: export DEBUG = false
+serve: $(VENV)/.runtime-installed
+	@$(BIN)/python -c '$(SERVE_PREFLIGHT)' || { \
+		echo "make serve: SECRET_KEY is not set. Set it in the environment or in .env, e.g."; \
+		echo "  echo \"SECRET_KEY=\$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')\" >> .env"; \
+		echo "(and DATABASE_URL for PostgreSQL; see .env.example and README, Serving in production)."; \
+		exit 1; }
+	@[ -n "$$DATABASE_URL" ] || grep -qs '^DATABASE_URL=' .env || \
+		echo "make serve: warning: DATABASE_URL is not set, serving the SQLite file db.sqlite3."
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py ensure_superuser
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	HOST="$(HOST)" PORT="$(PORT)" exec $(BIN)/gunicorn --config gunicorn.conf.py
 
 migrate: $(VENV)/.runtime-installed .env
 	$(BIN)/python manage.py migrate --noinput
