@@ -182,8 +182,14 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         }.get(self.action, ProductSerializer)
 
     def get_object(self):
-        positive_id(self.kwargs["pk"])
-        return super().get_object()
+        """The product in the URL, in one query. A detail URL takes no filter parameters
+        (StrictQueryParamsMixin refuses them), so the list's filter backends are skipped."""
+        try:
+            product = self.get_queryset().get(pk=positive_id(self.kwargs["pk"]))
+        except Product.DoesNotExist:
+            raise NotFound() from None
+        self.check_object_permissions(self.request, product)
+        return product
 
     def retrieve(self, request, *args, **kwargs):
         return product_response(self.get_object())
