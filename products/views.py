@@ -1,5 +1,6 @@
 import re
 from collections.abc import Mapping
+from functools import cache
 
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
@@ -287,10 +288,20 @@ class ProductViewSet(StrictQueryParamsMixin, viewsets.ModelViewSet):
         return idempotency.run_idempotently(self, request, execute)
 
 
+@cache
+def product_representation() -> ProductSerializer:
+    """One ProductSerializer for every response: building its fields (a ModelSerializer
+    introspects the model) was a tenth of a GET's CPU time, and its fields keep no
+    per-request state when they only represent a product."""
+    return ProductSerializer()
+
+
 def product_response(product: Product, status: int = 200) -> Response:
     """A product, with its version as a strong ETag."""
     return Response(
-        ProductSerializer(product).data, status=status, headers={"ETag": f'"{product.version}"'}
+        product_representation().to_representation(product),
+        status=status,
+        headers={"ETag": f'"{product.version}"'},
     )
 
 
