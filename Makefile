@@ -13,7 +13,7 @@ PORT ?= 8000
 LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
-.PHONY: run serve test lint format migrate clean bench bench-soak bench-lists
+.PHONY: run serve test lint format migrate clean bench bench-soak bench-tools bench-profile bench-lists
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,31 @@ test: $(VENV)/.dev-installed
 	fi; \
 	echo "Testing against $${DATABASE_URL:-SQLite (set DATABASE_URL for PostgreSQL)}"; \
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The benchmark suite (bench/suite.py): `make serve`'s server against the floor (a bare
+# WSGI app) and pgbench on PostgreSQL at 127.0.0.1:5432; prints a table, writes
+# bench/results.png. BENCH_SECONDS / BENCH_CLIENTS shorten or widen it.
+BENCH_SECONDS ?= 20
+BENCH_CLIENTS ?= 32
+BENCH_SOAK_SECONDS ?= 300
+
+bench-tools:
+	@command -v wrk >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; \
+		else echo "make bench needs wrk: sudo apt-get install wrk"; exit 1; fi; }
+	@command -v pgbench >/dev/null || { echo "make bench needs pgbench (Debian: postgresql-client)"; exit 1; }
+
+bench: $(VENV)/.dev-installed bench-tools
+	$(BIN)/python bench/suite.py --seconds $(BENCH_SECONDS) --clients $(BENCH_CLIENTS)
+
+# The spread scenario for 5 minutes, watching the server's memory.
+bench-soak: $(VENV)/.dev-installed bench-tools
+	$(BIN)/python bench/suite.py --soak $(BENCH_SOAK_SECONDS) --clients $(BENCH_CLIENTS)
+
+# Where ours spends its CPU under one scenario's load (py-spy): BENCH_PROFILE=read|hot|...
+BENCH_PROFILE ?= spread
+bench-profile: $(VENV)/.dev-installed bench-tools
+	$(BIN)/python bench/suite.py --profile $(BENCH_PROFILE) --seconds $(BENCH_SECONDS) --clients $(BENCH_CLIENTS)
 
 # Latency of the read endpoints on 1,000,000 products (PostgreSQL on 127.0.0.1:5432).
 bench-lists: $(VENV)/.runtime-installed
