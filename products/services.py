@@ -384,11 +384,19 @@ def _lock(product_id: int) -> Product:
 
 
 def _write_stock(product: Product, new_quantity: int, kind: str, audit: Audit) -> None:
-    """Write a locked product's new stock and its movement: one UPDATE, one INSERT."""
+    """Write a locked product's new stock and its movement: one UPDATE, one INSERT.
+
+    A queryset update rather than `save()`: the same statement with less Python work
+    while the row is locked (no save machinery; the model has no signals)."""
     before = product.stock_quantity
     product.stock_quantity = new_quantity
     product.version += 1
-    product.save(update_fields=["stock_quantity", "version", "updated_at"])
+    product.updated_at = timezone.now()
+    Product.objects.filter(pk=product.pk).update(
+        stock_quantity=product.stock_quantity,
+        version=product.version,
+        updated_at=product.updated_at,
+    )
     _record(product, kind, before=before, audit=audit)
 
 
