@@ -13,6 +13,7 @@ with the ORM on every request (subqueries, joins, concatenation) cost more CPU
 than the two queries it saves.
 """
 
+import json
 from functools import cache
 
 from django.contrib.auth import get_user_model
@@ -26,12 +27,14 @@ from rest_framework import authentication, exceptions
 @cache
 def token_statement(model, database: str) -> str:
     """SELECT the user's columns, the token's `created`, and the user's own and its
-    groups' permission names ("app_label.codename", comma-separated), by token key."""
+    groups' permission names ("app_label.codename"), by token key."""
     connection = connections[database]
     q = connection.ops.quote_name
     User = get_user_model()
-    joined = "STRING_AGG" if connection.vendor == "postgresql" else "GROUP_CONCAT"
-    name = f"{joined}(ct.{q('app_label')} || '.' || p.{q('codename')}, ',')"
+    # An array of names (PostgreSQL), or a JSON array (SQLite): exact, whatever
+    # characters a custom permission's codename holds.
+    collect = "ARRAY_AGG" if connection.vendor == "postgresql" else "JSON_GROUP_ARRAY"
+    name = f"{collect}(ct.{q('app_label')} || '.' || p.{q('codename')})"
     permissions = (
         f"FROM {q(Permission._meta.db_table)} p "
         f"JOIN {q(ContentType._meta.db_table)} ct "
@@ -59,8 +62,11 @@ def token_statement(model, database: str) -> str:
     )
 
 
-def split_names(joined: str | None) -> set[str]:
-    return set(joined.split(",")) if joined else set()
+def names(collected: list[str] | str | None) -> set[str]:
+    """The permission names the statement collected: a list, a JSON array, or NULL."""
+    if collected is None:
+        return set()
+    return set(json.loads(collected) if isinstance(collected, str) else collected)
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -75,8 +81,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
         user = found[0]
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
-        user._user_perm_cache = split_names(user.own_permissions)
-        user._group_perm_cache = split_names(user.group_permissions)
+        user._user_perm_cache = names(user.own_permissions)
+        user._group_perm_cache = names(user.group_permissions)
         user._perm_cache = user._user_perm_cache | user._group_perm_cache
         token = model.from_db(users.db, ["key", "user_id", "created"], [key, user.pk, None])
         token.created = user.token_created

@@ -75,3 +75,19 @@ def test_an_inactive_users_token_is_401():
 
     assert response.status_code == 401
     assert response.json()["code"] == "authentication_failed"
+
+
+def test_a_codename_with_a_comma_grants_only_itself():
+    user = make_user()
+    odd = Permission.objects.create(
+        codename="x,products.delete_product",
+        name="An oddly named permission",
+        content_type=permission(roles.ADJUST_STOCK).content_type,
+    )
+    user.user_permissions.add(odd)
+    key = Token.objects.create(user=user).key
+
+    authenticated, _ = TokenAuthentication().authenticate_credentials(key)
+
+    assert authenticated.get_all_permissions() == {"products.x,products.delete_product"}
+    assert not authenticated.has_perm("products.delete_product")
