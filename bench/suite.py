@@ -112,6 +112,15 @@ def main() -> None:
     for tool in ("wrk", "pgbench", "psql", "createdb"):
         if shutil.which(tool) is None:
             sys.exit(f"bench: `{tool}` is missing (Debian: apt-get install wrk postgresql-client).")
+    answer = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qAtXc", "SELECT 1"],
+        capture_output=True,
+        text=True,
+    )
+    if answer.returncode != 0:
+        sys.exit(
+            f"bench: PostgreSQL does not answer on 127.0.0.1:5432 as postgres: {answer.stderr}"
+        )
 
     token = prepare_database()
     env = server_env()
