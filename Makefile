@@ -1,5 +1,6 @@
-# `make run` serves the API for development; `make test` runs the whole suite.
-# Both start from a fresh clone: they create .venv and install what they need.
+# `make run` serves the API for development, `make serve` the production way (gunicorn);
+# `make test` runs the whole suite. All start from a fresh clone: they create .venv and
+# install what they need.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,7 +13,8 @@ PORT ?= 8000
 LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
-.PHONY: run test fuzz lint format migrate clean bench-lists bench-db-restart
+.PHONY: run serve test fuzz lint format migrate clean bench bench-soak bench-tools bench-profile \
+	bench-lists bench-db-restart
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +39,27 @@ run: $(VENV)/.runtime-installed .env
 	$(BIN)/python manage.py ensure_superuser
 	exec $(BIN)/python manage.py runserver "$(HOST):$(PORT)"
 
+# Production: DEBUG off whatever .env says, gunicorn sized by gunicorn.conf.py, static
+# files collected for WhiteNoise. Needs SECRET_KEY (environment or .env), and refuses
+# to start without one rather than fail deeper down.
+SERVE_PREFLIGHT := import os, environ; environ.Env.read_env(".env", overwrite=False); \
+	key = os.environ.get("SECRET_KEY", ""); \
+	raise SystemExit(0 if key and not key.startswith("django-insecure") else 1)
+
+serve: export DEBUG = false
+serve: $(VENV)/.runtime-installed
+	@$(BIN)/python -c '$(SERVE_PREFLIGHT)' || { \
+		echo "make serve: SECRET_KEY is not set. Set it in the environment or in .env, e.g."; \
+		echo "  echo \"SECRET_KEY=\$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')\" >> .env"; \
+		echo "(and DATABASE_URL for PostgreSQL; see .env.example and README, Serving in production)."; \
+		exit 1; }
+	@[ -n "$$DATABASE_URL" ] || grep -qs '^DATABASE_URL=' .env || \
+		echo "make serve: warning: DATABASE_URL is not set, serving the SQLite file db.sqlite3."
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py ensure_superuser
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	HOST="$(HOST)" PORT="$(PORT)" exec $(BIN)/gunicorn --config gunicorn.conf.py
+
 migrate: $(VENV)/.runtime-installed .env
 	$(BIN)/python manage.py migrate --noinput
 
@@ -53,6 +76,31 @@ test: $(VENV)/.dev-installed
 FUZZ_ARGS ?=
 fuzz: $(VENV)/.dev-installed
 	$(BIN)/python fuzz/run.py $(FUZZ_ARGS)
+
+# The benchmark suite (bench/suite.py): `make serve`'s server against the floor (a bare
+# WSGI app) and pgbench on PostgreSQL at 127.0.0.1:5432; prints a table, writes
+# bench/results.png. BENCH_SECONDS / BENCH_CLIENTS shorten or widen it.
+BENCH_SECONDS ?= 20
+BENCH_CLIENTS ?= 32
+BENCH_SOAK_SECONDS ?= 300
+
+bench-tools:
+	@command -v wrk >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; \
+		else echo "make bench needs wrk: sudo apt-get install wrk"; exit 1; fi; }
+	@command -v pgbench >/dev/null || { echo "make bench needs pgbench (Debian: postgresql-client)"; exit 1; }
+
+bench: $(VENV)/.dev-installed bench-tools
+	$(BIN)/python bench/suite.py --seconds $(BENCH_SECONDS) --clients $(BENCH_CLIENTS)
+
+# The spread scenario for 5 minutes, watching the server's memory.
+bench-soak: $(VENV)/.dev-installed bench-tools
+	$(BIN)/python bench/suite.py --soak $(BENCH_SOAK_SECONDS) --clients $(BENCH_CLIENTS)
+
+# Where ours spends its CPU under one scenario's load (py-spy): BENCH_PROFILE=read|hot|...
+BENCH_PROFILE ?= spread
+bench-profile: $(VENV)/.dev-installed bench-tools
+	$(BIN)/python bench/suite.py --profile $(BENCH_PROFILE) --seconds $(BENCH_SECONDS) --clients $(BENCH_CLIENTS)
 
 # Latency of the read endpoints on 1,000,000 products (PostgreSQL on 127.0.0.1:5432).
 bench-lists: $(VENV)/.runtime-installed

@@ -50,6 +50,8 @@ MIDDLEWARE = [
     # /healthz and /readyz for load balancers, answered before everything else.
     "products.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, API docs) straight from STATIC_ROOT, before any other work.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -116,8 +118,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options.setdefault("keepalives_count", 3)
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # A persistent connection that died (database restarted, connection killed) is noticed
-# at the start of the next request and replaced, so the API recovers on its own.
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# at the start of the next request (one `SELECT 1`) and replaced, so the API recovers
+# on its own.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -159,8 +162,14 @@ CORS_URLS_REGEX = r"^/api/"
 CORS_ALLOW_HEADERS = (*corsheaders_defaults.default_headers, "idempotency-key", "if-match")
 CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "Idempotent-Replayed"]
 
+# `manage.py collectstatic` (which `make serve` runs) gathers the admin's and the API
+# docs' files into STATIC_ROOT; WhiteNoise serves them, compressed, with DEBUG off too.
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # How long an Idempotency-Key's stored response is replayed; `manage.py
 # purge_idempotency_keys` deletes older ones.
@@ -183,9 +192,10 @@ for name, valid in [
         raise ImproperlyConfigured(f"{name} is out of range or malformed (see .env.example).")
 
 REST_FRAMEWORK = {
-    # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token`.
+    # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token`. The
+    # token's query also loads the user's permissions (products/authentication.py).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "products.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -9,7 +9,7 @@ up instead of overwriting each other. Every change of stock writes one
 these rules up.
 """
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -274,11 +274,11 @@ def count_stock(
 ) -> Product:
     """Set stock to a physical count; the difference (possibly 0) is recorded as a `count`."""
     _check_quantity_value(counted_quantity, field="counted_quantity")
-    with transaction.atomic():
-        product = _lock(product_id)
-        _check_expected(product, expected_quantity)
-        _write_stock(product, counted_quantity, Kind.COUNT, audit)
-    return product
+    return _under_lock(
+        product_id,
+        lambda product: _check_expected(product, expected_quantity),
+        lambda product: _write_stock(product, counted_quantity, Kind.COUNT, audit),
+    )
 
 
 def adjust_stock_bulk(
@@ -351,15 +351,42 @@ def adjust_stock_bulk(
 def _change_stock(
     product_id: int, *, delta: int, kind: str, audit: Audit, expected: int | None
 ) -> Product:
-    with transaction.atomic():
-        product = _lock(product_id)
+    def check(product: Product) -> None:
         _check_expected(product, expected)
         new_quantity = product.stock_quantity + delta
         if new_quantity < 0:
             raise InsufficientStock(available=product.stock_quantity, requested=-delta)
         if new_quantity > MAX_STOCK:
             raise StockLimitExceeded(current=product.stock_quantity, requested=delta)
-        _write_stock(product, new_quantity, kind, audit)
+
+    return _under_lock(
+        product_id,
+        check,
+        lambda product: _write_stock(product, product.stock_quantity + delta, kind, audit),
+    )
+
+
+def _under_lock(
+    product_id: int, check: Callable[[Product], None], write: Callable[[Product], None]
+) -> Product:
+    """Lock the product, `check` it (which raises a refusal), `write` if it passed.
+
+    Inside another transaction (an Idempotency-Key's) this joins it without a
+    savepoint: a refusal or a missing product is decided before anything is written
+    and raised after the block, so the caller's transaction stays usable to record
+    the answer. Only a database error propagates from inside (and breaks it).
+    """
+    refusal = None
+    with transaction.atomic(savepoint=False):
+        try:
+            product = _lock(product_id)
+            check(product)
+        except (Product.DoesNotExist, InventoryError) as exc:
+            refusal = exc
+        else:
+            write(product)
+    if refusal is not None:
+        raise refusal
     return product
 
 
@@ -369,11 +396,19 @@ def _lock(product_id: int) -> Product:
 
 
 def _write_stock(product: Product, new_quantity: int, kind: str, audit: Audit) -> None:
-    """Write a locked product's new stock and its movement: one UPDATE, one INSERT."""
+    """Write a locked product's new stock and its movement: one UPDATE, one INSERT.
+
+    A queryset update rather than `save()`: the same statement with less Python work
+    while the row is locked (no save machinery; the model has no signals)."""
     before = product.stock_quantity
     product.stock_quantity = new_quantity
     product.version += 1
-    product.save(update_fields=["stock_quantity", "version", "updated_at"])
+    product.updated_at = timezone.now()
+    Product.objects.filter(pk=product.pk).update(
+        stock_quantity=product.stock_quantity,
+        version=product.version,
+        updated_at=product.updated_at,
+    )
     _record(product, kind, before=before, audit=audit)
 
 

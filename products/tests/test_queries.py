@@ -1,18 +1,25 @@
 """The number of queries on the hot paths is pinned, so that a regression fails CI.
 
 Transactional tests, so that the services' atomic blocks are the outermost ones, as
-in production (no savepoints). Authentication is a real token; permission checks
-load the user's permissions once per request.
+in production. Authentication is a real token, read with the user's permissions in
+one query (products/authentication.py).
 """
+
+import uuid
 
 import pytest
 
-from .conftest import make_product, make_user, token_client
+from .conftest import ON_POSTGRES, make_product, make_user, token_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Token lookup (with its user), the user's own permissions, its groups' permissions.
-AUTH = 3
+# The token, its user and the user's own and groups' permissions: one query.
+AUTH = 1
+
+
+def statements(context) -> list[str]:
+    """The first word of each captured query (SELECT, BEGIN, UPDATE, ...)."""
+    return [query["sql"].split()[0].upper() for query in context.captured_queries]
 
 
 @pytest.fixture
@@ -27,11 +34,54 @@ def test_a_stock_operation_is_lock_update_insert(
     product = make_product(stock_quantity=10)
 
     # BEGIN, SELECT ... FOR UPDATE, UPDATE the product, INSERT the movement, COMMIT.
-    with django_assert_num_queries(AUTH + 5):
+    with django_assert_num_queries(AUTH + 5) as context:
         response = staff_client.post(
             f"/api/products/{product.pk}/{operation}/", {"quantity": 1}, format="json"
         )
     assert response.status_code == 200
+    assert statements(context) == ["SELECT", "BEGIN", "SELECT", "UPDATE", "INSERT", "COMMIT"]
+    if ON_POSTGRES:  # SQLite has no row locks: its BEGIN IMMEDIATE locks the database
+        assert context.captured_queries[2]["sql"].endswith("FOR UPDATE")
+
+
+@pytest.mark.parametrize("operation", ["increment", "decrement"])
+def test_a_stock_operation_with_an_idempotency_key_adds_no_savepoint(
+    staff_client, django_assert_num_queries, operation
+):
+    product = make_product(stock_quantity=10)
+
+    # The key is claimed in its own short transaction (BEGIN, INSERT, COMMIT); then one
+    # transaction locks the key, then the product, writes both, and commits.
+    with django_assert_num_queries(AUTH + 3 + 7) as context:
+        response = staff_client.post(
+            f"/api/products/{product.pk}/{operation}/",
+            {"quantity": 1},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        )
+    assert response.status_code == 200
+    assert statements(context) == [
+        "SELECT",
+        *["BEGIN", "INSERT", "COMMIT"],
+        *["BEGIN", "SELECT", "SELECT", "UPDATE", "INSERT", "UPDATE", "COMMIT"],
+    ]
+
+
+def test_a_refused_decrement_under_an_idempotency_key_is_stored_without_a_savepoint(
+    staff_client, django_assert_num_queries
+):
+    product = make_product(stock_quantity=1)
+    key = str(uuid.uuid4())
+    url = f"/api/products/{product.pk}/decrement/"
+
+    with django_assert_num_queries(AUTH + 3 + 5) as context:
+        response = staff_client.post(url, {"quantity": 5}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 409
+    assert "SAVEPOINT" not in statements(context)
+    replay = staff_client.post(url, {"quantity": 5}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    assert replay.status_code == 409
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.json()["available"] == 1
 
 
 def test_get_by_id_is_one_query(staff_client, django_assert_num_queries):

@@ -1,0 +1,62 @@
+"""Gunicorn settings for `make serve`: the production way to run the API.
+
+Every value comes from the environment (or `.env`, which real variables override),
+with defaults sized from the machine's CPU count. README "Serving in production"
+lists the variables.
+"""
+
+import os
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+env = environ.Env()
+
+# Production defaults for the Django settings, unless the environment (or .env) says
+# otherwise: keep each thread's database connection open between requests.
+os.environ.setdefault("CONN_MAX_AGE", "600")
+
+CPUS = os.cpu_count() or 1
+
+wsgi_app = "inventory_project.wsgi:application"
+bind = [f"{env.str('HOST', default='127.0.0.1')}:{env.int('PORT', default=8000)}"]
+
+# Processes give CPU parallelism (the GIL); threads let a process keep serving while
+# one of its requests waits on the database. Threads need the gthread worker, which
+# also keeps client connections alive between requests.
+workers = env.int("WEB_CONCURRENCY", default=CPUS * 2)
+threads = env.int("GUNICORN_THREADS", default=4)
+worker_class = "gthread"
+# A request taking longer than this is killed (and logged) so its worker recovers.
+timeout = env.int("GUNICORN_TIMEOUT", default=30)
+# On SIGTERM, stop accepting connections and let running requests finish this long.
+graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", default=30)
+# Seconds an idle keep-alive connection stays open (behind a proxy: above its own).
+keepalive = env.int("GUNICORN_KEEPALIVE", default=5)
+# Restart a worker after this many requests (0 = never), jittered so that they don't
+# all restart at once: a guard against slow leaks in any library.
+max_requests = env.int("GUNICORN_MAX_REQUESTS", default=0)
+max_requests_jitter = env.int("GUNICORN_MAX_REQUESTS_JITTER", default=max(max_requests // 10, 0))
+backlog = env.int("GUNICORN_BACKLOG", default=2048)
+
+# Access log on stdout, error log on stderr ("-"); a path writes to that file instead,
+# and ACCESS_LOG=off turns the access log off. Each access line ends with the time the
+# request took, in microseconds.
+_access_log = env.str("ACCESS_LOG", default="-")
+accesslog = None if _access_log.lower() in {"off", "none", "false", "0", ""} else _access_log
+errorlog = env.str("ERROR_LOG", default="-")
+loglevel = env.str("GUNICORN_LOG_LEVEL", default="info")
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)s'
+
+# Proxy headers (X-Forwarded-*) are trusted only from these addresses.
+forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", default="127.0.0.1,::1")
+
+# Gunicorn's control socket (gunicornc) is off unless given a path: by default it sits
+# in the home directory, where two servers on one machine would share it.
+_control_socket = env.str("GUNICORN_CONTROL_SOCKET", default="")
+control_socket_disable = not _control_socket
+if _control_socket:
+    control_socket = _control_socket
+proc_name = env.str("GUNICORN_PROC_NAME", default="inventory-api")
