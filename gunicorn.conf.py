@@ -29,8 +29,10 @@ bind = [f"{env.str('HOST', default='127.0.0.1')}:{env.int('PORT', default=8000)}
 workers = env.int("WEB_CONCURRENCY", default=CPUS * 2)
 threads = env.int("GUNICORN_THREADS", default=4)
 worker_class = "gthread"
-# A request taking longer than this is killed (and logged) so its worker recovers.
-timeout = env.int("GUNICORN_TIMEOUT", default=30)
+# A request taking longer than this is killed (and logged) so its worker recovers. It
+# stays above the database's own limits (DB_CONNECT_TIMEOUT + DB_STATEMENT_TIMEOUT, 35 s
+# by default), so that a slow database is answered with a 503, not a killed worker.
+timeout = env.int("GUNICORN_TIMEOUT", default=60)
 # On SIGTERM, stop accepting connections and let running requests finish this long.
 graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", default=30)
 # Seconds an idle keep-alive connection stays open (behind a proxy: above its own).
@@ -40,6 +42,10 @@ keepalive = env.int("GUNICORN_KEEPALIVE", default=5)
 max_requests = env.int("GUNICORN_MAX_REQUESTS", default=0)
 max_requests_jitter = env.int("GUNICORN_MAX_REQUESTS_JITTER", default=max(max_requests // 10, 0))
 backlog = env.int("GUNICORN_BACKLOG", default=2048)
+# The longest request line gunicorn takes (its default, 4,094 bytes, is shorter than a
+# list URL with every documented filter at its maximum length in 4-byte characters,
+# percent-encoded; past it gunicorn answers an HTML 414 the API never sees).
+limit_request_line = 8190
 
 # Access log on stdout, error log on stderr ("-"); a path writes to that file instead,
 # and ACCESS_LOG=off turns the access log off. Each access line ends with the time the
