@@ -42,6 +42,7 @@ def main() -> None:
         "SECRET_KEY": "bench-only-" + "x" * 50,
         "THROTTLE_USER": "1000000/minute",
         "ALLOWED_HOSTS": "127.0.0.1",
+        "ACCESS_LOG": "off",  # gunicorn.conf.py is read from the working directory
     }
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DATABASE], capture_output=True)
     manage = [PYTHON, "manage.py"]
