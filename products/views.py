@@ -2,6 +2,7 @@ import re
 from collections.abc import Mapping
 from functools import cache
 
+from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -101,6 +102,16 @@ class StrictQueryParamsMixin:
     # An empty value filters nothing, so it is refused, except where it means something:
     # the first page of a cursor walk, or no search.
     may_be_empty = frozenset({"cursor", "search"})
+
+    def perform_content_negotiation(self, request, force=False):
+        """An unknown `?format=` is a bad parameter (400), not a missing page (DRF's 404)."""
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            if "format" not in request.query_params:
+                raise
+            formats = ", ".join(renderer.format for renderer in self.get_renderers())
+            raise ValidationError({"format": [f"One of: {formats}."]}) from None
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

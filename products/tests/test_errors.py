@@ -264,3 +264,13 @@ def test_a_value_the_database_refuses_is_a_400_not_a_500(api_client, monkeypatch
     )
 
     assert_problem(response, 400, "invalid_value")
+
+
+@pytest.mark.parametrize("path", ["/api/products/", "/api/movements/", "/api/products/1/"])
+def test_an_unknown_format_parameter_is_400(api_client, path):
+    make_product()
+
+    response = api_client.get(path, {"format": "xml"})
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"format": ["One of: json, api."]}
