@@ -29,9 +29,9 @@ bind = [f"{env.str('HOST', default='127.0.0.1')}:{env.int('PORT', default=8000)}
 workers = env.int("WEB_CONCURRENCY", default=CPUS * 2)
 threads = env.int("GUNICORN_THREADS", default=4)
 worker_class = "gthread"
-# A request taking longer than this is killed (and logged) so its worker recovers. It
-# stays above the database's own limits (DB_CONNECT_TIMEOUT + DB_STATEMENT_TIMEOUT, 35 s
-# by default), so that a slow database is answered with a 503, not a killed worker.
+# A worker silent for this long is killed and replaced. With gthread workers that is a
+# worker whose main loop is stuck, not a slow request: what bounds a request is the
+# database's own limits (DB_CONNECT_TIMEOUT, DB_STATEMENT_TIMEOUT), answered with 503.
 timeout = env.int("GUNICORN_TIMEOUT", default=60)
 # On SIGTERM, stop accepting connections and let running requests finish this long.
 graceful_timeout = env.int("GUNICORN_GRACEFUL_TIMEOUT", default=30)
@@ -66,3 +66,15 @@ control_socket_disable = not _control_socket
 if _control_socket:
     control_socket = _control_socket
 proc_name = env.str("GUNICORN_PROC_NAME", default="inventory-api")
+
+
+def when_ready(server):
+    """Say so when throttle counts are per process (README "Throttling")."""
+    if workers > 1 and not env.str("CACHE_URL", default=""):
+        server.log.warning(
+            "CACHE_URL is not set: each of the %d worker processes counts throttled "
+            "requests on its own, so every rate is in effect %d times higher. Set "
+            "CACHE_URL=redis://host:6379/1 to share the counts.",
+            workers,
+            workers,
+        )

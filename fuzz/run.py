@@ -117,6 +117,8 @@ def main() -> int:
 def recreate_database(url: str) -> None:
     """An empty database for every run, so that a run never depends on the last one."""
     config = environ.Env.db_url_config(url)
+    if "fuzz" not in config["NAME"]:  # it is dropped: never a database that holds data
+        raise SystemExit(f"FUZZ_DATABASE_URL must name a throwaway *fuzz* database: {url}")
     connection = psycopg2.connect(
         dbname="postgres",
         user=config["USER"],

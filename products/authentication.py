@@ -81,9 +81,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
         user = found[0]
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
-        user._user_perm_cache = names(user.own_permissions)
-        user._group_perm_cache = names(user.group_permissions)
-        user._perm_cache = user._user_perm_cache | user._group_perm_cache
+        if not user.is_superuser:  # a superuser's are all, which ModelBackend finds itself
+            user._user_perm_cache = names(user.own_permissions)
+            user._group_perm_cache = names(user.group_permissions)
+            user._perm_cache = user._user_perm_cache | user._group_perm_cache
         token = model.from_db(users.db, ["key", "user_id", "created"], [key, user.pk, None])
         token.created = user.token_created
         token.user = user

@@ -5,8 +5,9 @@ The first request with a key stores its status and body in the same transaction
 as the stock change it made, so either both are committed or neither is. A retry
 with the same key and body gets the stored response and changes nothing; the same
 key with another body is a 422; a retry while the first request still runs (its
-row is locked) is a 409. A 5xx is not stored, nor is a 400 for a body that fails
-validation: the client may retry with the key.
+row is locked) is a 409. A 5xx is not stored: the client may retry with the key. A
+body that fails validation never gets here (the views validate it first), so it
+uses up no key, as with Stripe.
 """
 
 import hashlib
@@ -83,11 +84,6 @@ def run_idempotently(view, request, execute: Callable[[], Response]) -> Response
             response = execute()
         except DatabaseError as exc:  # the transaction is broken: store nothing
             transaction.set_rollback(True)
-            return view.handle_exception(exc)
-        except exceptions.ValidationError as exc:
-            # Refused before it started (as Stripe does: no result is saved for
-            # parameters that fail validation): free the key for the corrected request.
-            record.delete()
             return view.handle_exception(exc)
         except Exception as exc:  # a refusal (4xx) is the operation's answer: store it
             response = view.handle_exception(exc)

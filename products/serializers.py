@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 
-from .models import MAX_STOCK, Product, StockMovement
+from .models import MAX_ID, MAX_STOCK, Product, StockMovement
 
 # One line of text: no control characters (C0, DEL, C1), and not only spaces.
 one_line_of_text = RegexValidator(
@@ -197,7 +197,7 @@ class StockCountSerializer(CompareAndSetSerializer):
 class AdjustmentLineSerializer(StrictSerializer):
     """One product, by `product` id or by `sku`, and a signed change."""
 
-    product = StrictIntegerField(min_value=1, max_value=2**63 - 1, required=False)
+    product = StrictIntegerField(min_value=1, max_value=MAX_ID, required=False)
     sku = StrictCharField(max_length=64, required=False, validators=[one_line_of_text])
     delta = DeltaField(help_text="Units to add (+) or remove (−); not 0.")
 

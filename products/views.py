@@ -63,6 +63,14 @@ IF_MATCH = OpenApiParameter(
 )
 
 
+def validated_body(view, request) -> dict:
+    """The request body, validated by the view's serializer: a 400 before anything else,
+    an Idempotency-Key included (a refused body uses up no key)."""
+    body = view.get_serializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    return body.validated_data
+
+
 def audit_from(request, data: Mapping) -> services.Audit:
     """Who is changing stock through the API, and the reason they gave."""
     return services.Audit(
@@ -75,19 +83,29 @@ def audit_from(request, data: Mapping) -> services.Audit:
 
 
 class ThrottleFirstMixin:
-    """Count each request against the throttles before checking its permissions.
+    """Count each request against the throttles before its credentials and permissions
+    can refuse it.
 
-    DRF checks permissions first, so a client sending no credentials would get its
-    401s without ever being throttled.
+    DRF checks permissions before throttles, and credentials before both, so a client
+    sending no credentials, or guessing tokens, would get its 401s unthrottled.
     """
+
+    def perform_authentication(self, request):
+        try:
+            super().perform_authentication(request)
+        except AuthenticationFailed:
+            self.check_throttles(request)  # as the anonymous user DRF has set
+            raise
 
     def check_permissions(self, request):
         self.check_throttles(request)
         super().check_permissions(request)
 
     def check_throttles(self, request):
-        if not getattr(request, "_throttles_checked", False):  # once per request
-            request._throttles_checked = True
+        # Once per request: the browsable API checks permissions again on copies of
+        # the request, which share the underlying Django request.
+        if not getattr(request._request, "_throttles_checked", False):
+            request._request._throttles_checked = True
             super().check_throttles(request)
 
 
@@ -229,13 +247,13 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
         return product_response(self.get_object())
 
     def create(self, request, *args, **kwargs):
-        return idempotency.run_idempotently(self, request, lambda: self._create(request))
+        data = validated_body(self, request)
 
-    def _create(self, request):
-        body = self.get_serializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        product = services.create_product(**body.validated_data, audit=audit_from(request, {}))
-        return product_response(product, status=201)
+        def execute():
+            product = services.create_product(**data, audit=audit_from(request, {}))
+            return product_response(product, status=201)
+
+        return idempotency.run_idempotently(self, request, execute)
 
     def update(self, request, *args, **kwargs):
         product = self.get_object()
@@ -251,7 +269,7 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
 
     def destroy(self, request, *args, **kwargs):
         services.delete_product(
-            product_id=self.get_object().pk, expected_versions=parse_if_match(request)
+            product_id=positive_id(self.kwargs["pk"]), expected_versions=parse_if_match(request)
         )
         return Response(status=204)
 
@@ -311,11 +329,9 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
     def _stock_operation(self, request, operation, quantity_field: str):
         """Validate the body, then let the service lock, check, write and record."""
         product_id = positive_id(self.kwargs["pk"])  # an impossible id is a 404 first
+        data = validated_body(self, request)
 
         def execute():
-            body = self.get_serializer(data=request.data)
-            body.is_valid(raise_exception=True)
-            data = body.validated_data
             product = operation(
                 product_id=product_id,
                 audit=audit_from(request, data),
@@ -402,21 +418,19 @@ class StockAdjustmentViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewset
     permission_classes = [CanAdjustStock]
 
     def create(self, request):
-        return idempotency.run_idempotently(self, request, lambda: self._adjust(request))
-
-    def _adjust(self, request):
-        body = self.get_serializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        data = validated_body(self, request)
         lines = [
             services.AdjustmentLine(
                 delta=line["delta"], product_id=line.get("product"), sku=line.get("sku")
             )
-            for line in body.validated_data["lines"]
+            for line in data["lines"]
         ]
-        movements = services.adjust_stock_bulk(
-            lines=lines, audit=audit_from(request, body.validated_data)
-        )
-        return Response({"movements": StockMovementSerializer(movements, many=True).data})
+
+        def execute():
+            movements = services.adjust_stock_bulk(lines=lines, audit=audit_from(request, data))
+            return Response({"movements": StockMovementSerializer(movements, many=True).data})
+
+        return idempotency.run_idempotently(self, request, execute)
 
 
 @extend_schema(

@@ -238,6 +238,32 @@ def test_anonymous_requests_to_protected_endpoints_are_throttled_too(monkeypatch
     assert statuses == [401, 401, 429]
 
 
+@pytest.mark.parametrize(
+    "credentials",
+    [{"HTTP_AUTHORIZATION": "Token " + "0" * 40}, {"HTTP_AUTHORIZATION": "Token"}],
+)
+def test_requests_with_wrong_credentials_are_throttled_too(monkeypatch, credentials):
+    monkeypatch.setattr(AnonRateThrottle, "rate", "2/minute", raising=False)
+    client = APIClient()
+
+    statuses = [client.get("/api/products/", **credentials).status_code for _ in range(4)]
+
+    assert statuses == [401, 401, 429, 429]
+
+
+def test_a_browsable_api_page_counts_once(monkeypatch):
+    monkeypatch.setattr(UserRateThrottle, "rate", "3/minute", raising=False)
+    client = token_client(make_user("admin"))
+    product = make_product()
+
+    statuses = [
+        client.get(f"/api/products/{product.pk}/", HTTP_ACCEPT="text/html").status_code
+        for _ in range(4)
+    ]
+
+    assert statuses == [200, 200, 200, 429]
+
+
 def test_throttle_rates_come_from_the_environment():
     code = (
         "import django; django.setup();"

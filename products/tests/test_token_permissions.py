@@ -36,6 +36,18 @@ def test_the_token_query_loads_exactly_the_permissions_model_backend_would():
     assert authenticated.get_group_permissions() == set(roles.ROLES[roles.INVENTORY_ADMIN])
 
 
+def test_a_superusers_permissions_are_all_of_them_as_with_model_backend():
+    user = make_user(superuser=True, username="root")
+    key = Token.objects.create(user=user).key
+
+    authenticated, _ = TokenAuthentication().authenticate_credentials(key)
+
+    fresh = type(user).objects.get(pk=user.pk)
+    assert authenticated.get_all_permissions() == fresh.get_all_permissions()
+    assert authenticated.get_user_permissions() == fresh.get_user_permissions()
+    assert roles.COUNT_STOCK in authenticated.get_all_permissions()
+
+
 def test_a_permission_granted_to_the_user_alone_is_honoured():
     user = make_user()  # in no group
     user.user_permissions.add(permission(roles.ADJUST_STOCK))
