@@ -8,8 +8,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# `make test` uses DATABASE_URL if set, else this local PostgreSQL if it answers,
-# else SQLite (where the PostgreSQL-only tests skip, saying why).
+# `make test` uses DATABASE_URL if set (in the environment, else in .env), else this
+# local PostgreSQL if it answers, else SQLite (where the PostgreSQL-only tests skip).
 LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
@@ -64,7 +64,10 @@ migrate: $(VENV)/.runtime-installed .env
 	$(BIN)/python manage.py migrate --noinput
 
 test: $(VENV)/.dev-installed
-	@if [ -z "$$DATABASE_URL" ] && $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
+	@if [ -z "$$DATABASE_URL" ] && [ -f .env ]; then \
+		export DATABASE_URL="$$(sed -n 's/^DATABASE_URL=//p' .env | tail -n 1)"; \
+	fi; \
+	if [ -z "$$DATABASE_URL" ] && $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
 		export DATABASE_URL="$(LOCAL_POSTGRES_URL)"; \
 	fi; \
 	echo "Testing against $${DATABASE_URL:-SQLite (set DATABASE_URL for PostgreSQL)}"; \

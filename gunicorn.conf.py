@@ -65,7 +65,6 @@ _control_socket = env.str("GUNICORN_CONTROL_SOCKET", default="")
 control_socket_disable = not _control_socket
 if _control_socket:
     control_socket = _control_socket
-proc_name = env.str("GUNICORN_PROC_NAME", default="inventory-api")
 
 
 def when_ready(server):
