@@ -27,6 +27,9 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime-installed
 
+# Migrations run without the statement timeout: building an index on a big table may
+# take longer than a request ever should.
+
 # A development .env on first use: DEBUG on and a fresh random SECRET_KEY, so that
 # `.venv/bin/python manage.py ...` works in another terminal too. Edit it freely.
 .env:
@@ -35,7 +38,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	@echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" >> .env
 
 run: $(VENV)/.runtime-installed .env
-	$(BIN)/python manage.py migrate --noinput
+	DB_STATEMENT_TIMEOUT=0 $(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_superuser
 	exec $(BIN)/python manage.py runserver "$(HOST):$(PORT)"
 
@@ -55,13 +58,13 @@ serve: $(VENV)/.runtime-installed
 		exit 1; }
 	@[ -n "$$DATABASE_URL" ] || grep -qs '^DATABASE_URL=' .env || \
 		echo "make serve: warning: DATABASE_URL is not set, serving the SQLite file db.sqlite3."
-	$(BIN)/python manage.py migrate --noinput
+	DB_STATEMENT_TIMEOUT=0 $(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_superuser
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	HOST="$(HOST)" PORT="$(PORT)" exec $(BIN)/gunicorn --config gunicorn.conf.py
 
 migrate: $(VENV)/.runtime-installed .env
-	$(BIN)/python manage.py migrate --noinput
+	DB_STATEMENT_TIMEOUT=0 $(BIN)/python manage.py migrate --noinput
 
 test: $(VENV)/.dev-installed
 	@if [ -z "$$DATABASE_URL" ] && [ -f .env ]; then \
