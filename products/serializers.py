@@ -11,10 +11,13 @@ from rest_framework.authtoken.serializers import AuthTokenSerializer
 
 from .models import MAX_ID, MAX_STOCK, Product, StockMovement
 
-# One line of text: no control characters (C0, DEL, C1), and not only spaces.
+# One line of text: no control characters (C0, DEL, C1) or line separators, and not
+# only spaces or invisible (zero-width, bidi-control) characters.
+CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+INVISIBLE = r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
 one_line_of_text = RegexValidator(
-    r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*\Z",
-    "Must be one line of text, without control characters.",
+    rf"^[^{CONTROL}]*[^\s{CONTROL}{INVISIBLE}][^{CONTROL}]*\Z",
+    "Must be one line of visible text, without control characters.",
 )
 no_nul_characters = RegexValidator(r"^[^\x00]*\Z", "Null characters are not allowed.")
 

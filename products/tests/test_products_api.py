@@ -283,6 +283,9 @@ INVALID_FIELDS = [
     ("sku", "bad\x00sku"),
     ("sku", "tab\tsku"),
     ("sku", "c1\x85control"),
+    ("sku", "\u200b\u200b"),  # nothing visible
+    ("sku", "two\u2028lines"),
+    ("name", "\ufeff \u200d"),
     ("sku", " " * 10 + "x" * 60),
     ("name", ""),
     ("name", "n" * 201),
@@ -372,3 +375,12 @@ def test_unknown_fields_are_reported_at_most_twenty_at_a_time(api_client):
 
     assert response.status_code == 400
     assert len(response.json()["errors"]) == 20
+
+
+def test_a_sku_with_invisible_characters_among_visible_ones_is_kept(api_client):
+    response = api_client.post(
+        "/api/products/", {"sku": "AB\u200bC-1", "name": "Zero-width inside"}, format="json"
+    )
+
+    assert response.status_code == 201
+    assert response.json()["sku"] == "AB\u200bC-1"
