@@ -26,7 +26,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,9 +35,8 @@ from collections import Counter
 from pathlib import Path
 
 import psycopg2
+from common import PYTHON, ROOT, api_token, wait_for_port
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 START_STOCK = 1_000_000
 MIN_KEYS_PER_CLIENT = 20
 MAX_BACKOFF = 0.5  # seconds: a client waits min(Retry-After, this) before retrying
@@ -141,14 +139,7 @@ def exercise(args, cluster: Cluster) -> bool:
     }
     manage = [PYTHON, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
-    token = subprocess.run(
-        [*manage, "create_api_user", "scanner", "--role", "admin", "--rotate-token"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    token = api_token(env, "scanner", "admin")
     server_log = cluster.directory / "gunicorn.log"
     with server_log.open("w") as log:  # one line per 503: kept out of the table
         server = subprocess.Popen(
@@ -170,17 +161,6 @@ def exercise(args, cluster: Cluster) -> bool:
             server.wait(timeout=30)
     report["server_log"] = server_log.read_text()
     return reconcile(report, cluster, env, product)
-
-
-def wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("gunicorn did not start")
 
 
 def create_product(api: Api) -> int:

@@ -14,16 +14,13 @@ import http.client
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
-import sys
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from common import PYTHON, ROOT, api_token, wait_for_port
+
 DATABASE = "inventory_bench"
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
 
@@ -62,14 +59,7 @@ def main() -> None:
         ],
         env,
     )
-    token = subprocess.run(
-        [*manage, "create_api_user", "bench", "--role", "admin", "--rotate-token"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    token = api_token(env, "bench", "admin")
 
     server = subprocess.Popen(
         [
@@ -98,17 +88,6 @@ def main() -> None:
 def run(command: list[str], env: dict) -> None:
     print("$", " ".join(command), flush=True)
     subprocess.run(command, cwd=ROOT, env=env, check=True)
-
-
-def wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("gunicorn did not start")
 
 
 def measure(port: int, token: str, requests: int, products: int) -> list[tuple]:
