@@ -22,6 +22,7 @@ PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "50"))
 COLUMNS = (
     "id",
     "sku",
+    "sku_key",
     "name",
     "description",
     "price",
@@ -39,10 +40,10 @@ UPDATE = (
     'WHERE "products_product"."id" = %s'
 )
 INSERT = (
-    'INSERT INTO "products_stockmovement" ("product_id", "sku", "product_name", "kind", '
-    '"reason", "note", "reference", "delta", "quantity_before", "quantity_after", "user_id", '
-    '"source", "created_at") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) '
-    'RETURNING "products_stockmovement"."id"'
+    'INSERT INTO "products_stockmovement" ("product_id", "sku", "sku_key", "product_name", '
+    '"kind", "reason", "note", "reference", "delta", "quantity_before", "quantity_after", '
+    '"user_id", "source", "created_at") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '
+    '%s, %s, %s) RETURNING "products_stockmovement"."id"'
 )
 COUNT = (
     'SELECT COUNT(*) FROM (SELECT "products_product"."id" AS "col1" FROM "products_product" '
@@ -68,7 +69,7 @@ def as_json(row) -> dict:
     product["is_below_requirement"] = product["stock_quantity"] <= product["low_stock_threshold"]
     for field in ("created_at", "updated_at"):
         product[field] = product[field].isoformat().replace("+00:00", "Z")
-    del product["version"]
+    del product["version"], product["sku_key"]
     return product
 
 
@@ -92,6 +93,7 @@ def decrement(conn, product_id: int, quantity: int):
             (
                 product_id,
                 product["sku"],
+                product["sku_key"],
                 product["name"],
                 "decrement",
                 "shipped",
@@ -107,7 +109,7 @@ def decrement(conn, product_id: int, quantity: int):
         )
         cursor.fetchone()
         cursor.execute("COMMIT")
-    row = (*row[:5], before - quantity, row[6], product["version"] + 1, row[8], now)
+    row = (*row[:6], before - quantity, row[7], product["version"] + 1, row[9], now)
     return 200, as_json(row)
 
 

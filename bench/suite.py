@@ -61,7 +61,8 @@ CHART = ROOT / "bench" / "results.png"
 RESULTS = ROOT / "bench" / "results"
 
 COLUMNS = (
-    '"products_product"."id", "products_product"."sku", "products_product"."name", '
+    '"products_product"."id", "products_product"."sku", "products_product"."sku_key", '
+    '"products_product"."name", '
     '"products_product"."description", "products_product"."price", '
     '"products_product"."stock_quantity", "products_product"."low_stock_threshold", '
     '"products_product"."version", "products_product"."created_at", '
@@ -76,10 +77,10 @@ SELECT {COLUMNS} FROM "products_product" WHERE "products_product"."id" = :id
 UPDATE "products_product" SET "stock_quantity" = :p_stock_quantity::bigint - 1,
   "version" = :p_version::bigint + 1, "updated_at" = now()
   WHERE "products_product"."id" = :id;
-INSERT INTO "products_stockmovement" ("product_id", "sku", "product_name", "kind", "reason",
-  "note", "reference", "delta", "quantity_before", "quantity_after", "user_id", "source",
-  "created_at")
-  VALUES (:id, :p_sku, :p_name, 'decrement', 'shipped', '', '', -1, :p_stock_quantity::bigint,
+INSERT INTO "products_stockmovement" ("product_id", "sku", "sku_key", "product_name", "kind",
+  "reason", "note", "reference", "delta", "quantity_before", "quantity_after", "user_id",
+  "source", "created_at")
+  VALUES (:id, :p_sku, :p_sku_key, :p_name, 'decrement', 'shipped', '', '', -1, :p_stock_quantity::bigint,
   :p_stock_quantity::bigint - 1, NULL, 'api', now()) RETURNING "products_stockmovement"."id";
 COMMIT;
 """
@@ -179,14 +180,16 @@ def prepare_database() -> str:
     psql(
         f"""
         TRUNCATE products_stockmovement, products_idempotencykey, products_product RESTART IDENTITY;
-        INSERT INTO products_product (sku, name, description, price, stock_quantity,
-            low_stock_threshold, version, created_at, updated_at)
-        SELECT 'BENCH-' || lpad(i::text, 5, '0'), 'Bench product ' || i,
+        INSERT INTO products_product (sku, sku_key, name, description, price,
+            stock_quantity, low_stock_threshold, version, created_at, updated_at)
+        SELECT 'BENCH-' || lpad(i::text, 5, '0'), 'bench-' || lpad(i::text, 5, '0'),
+            'Bench product ' || i,
             'Seeded by bench/suite.py', 9.99, {INITIAL_STOCK}, 10, 1, now(), now()
         FROM generate_series(1, {HOT_ID}) AS i;
-        INSERT INTO products_stockmovement (product_id, sku, product_name, kind, reason, note,
-            reference, delta, quantity_before, quantity_after, user_id, source, created_at)
-        SELECT id, sku, name, 'initial', 'received', '', '', stock_quantity, 0, stock_quantity,
+        INSERT INTO products_stockmovement (product_id, sku, sku_key, product_name, kind,
+            reason, note, reference, delta, quantity_before, quantity_after, user_id, source,
+            created_at)
+        SELECT id, sku, sku_key, name, 'initial', 'received', '', '', stock_quantity, 0, stock_quantity,
             NULL, 'command', now() FROM products_product;
         VACUUM ANALYZE products_product;
         VACUUM ANALYZE products_stockmovement;

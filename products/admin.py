@@ -9,8 +9,21 @@ from django.utils.safestring import mark_safe
 from . import selectors, services
 from .models import MAX_STOCK, Product, StockMovement
 from .roles import ADJUST_STOCK, VIEW_MOVEMENTS
+from .text import normalize_sku
 
 RECENT_MOVEMENTS = 20
+
+
+class SkuKeySearchMixin:
+    """Django's search over `search_fields`, or rows whose SKU key contains the term's
+    key: the admin finds SKUs by the same rule as the API (normalize_sku)."""
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        key = normalize_sku(search_term)
+        if key:
+            results |= queryset.filter(sku_key__contains=key)
+        return results, may_have_duplicates
 
 
 class BelowRequirementFilter(admin.SimpleListFilter):
@@ -29,7 +42,27 @@ class BelowRequirementFilter(admin.SimpleListFilter):
         return queryset
 
 
-class StockQuantityForm(forms.Form):
+class ProductForm(forms.ModelForm):
+    """The model's own fields and rules, and the SKU rule's uniqueness (which no
+    constraint Django validates can say: the unique index is on the derived key)."""
+
+    class Meta:
+        model = Product
+        fields = ["sku", "name", "description", "price", "stock_quantity", "low_stock_threshold"]
+
+    def clean_sku(self):
+        sku = self.cleaned_data["sku"]
+        try:
+            services.check_sku_free(sku, product_id=self.instance.pk)
+        except services.DuplicateSku as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from None
+        return sku
+
+
+class StockQuantityForm(forms.ModelForm):
+    """How many units, and why: the movement's reason, note and reference, with the
+    ledger's own field rules (as the API's)."""
+
     quantity = forms.IntegerField(min_value=1, max_value=MAX_STOCK, initial=1)
     reason = forms.ChoiceField(
         choices=[
@@ -38,12 +71,16 @@ class StockQuantityForm(forms.Form):
         ],
         required=False,
     )
-    note = forms.CharField(max_length=1000, required=False)
-    reference = forms.CharField(max_length=100, required=False)
+    field_order = ["quantity", "reason", "note", "reference"]
+
+    class Meta:
+        model = StockMovement
+        fields = ["note", "reference"]
+        widgets = {"note": forms.TextInput}
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(SkuKeySearchMixin, admin.ModelAdmin):
     list_display = [
         "sku",
         "name",
@@ -54,7 +91,10 @@ class ProductAdmin(admin.ModelAdmin):
     ]
     list_display_links = ["sku", "name"]
     list_filter = [BelowRequirementFilter]
-    search_fields = ["sku", "name"]
+    form = ProductForm
+    # The SKU by its key (see get_search_results), the name as Django searches it.
+    search_fields = ["name"]
+    search_help_text = "A SKU (any case, width or spacing), part of one, or words of the name."
     ordering = ["sku"]
     list_per_page = 50
     show_full_result_count = False
@@ -180,7 +220,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(admin.ModelAdmin):
+class StockMovementAdmin(SkuKeySearchMixin, admin.ModelAdmin):
     """The ledger, read-only: movements are written only by the stock services."""
 
     list_display = [
@@ -197,7 +237,10 @@ class StockMovementAdmin(admin.ModelAdmin):
         "source",
     ]
     list_filter = ["kind", "reason", "source", "created_at"]
-    search_fields = ["sku", "product_name", "reference"]
+    search_fields = ["product_name", "reference"]
+    search_help_text = (
+        "A SKU (any case, width or spacing), part of one, a product name or a reference."
+    )
     date_hierarchy = "created_at"
     list_select_related = ["user"]
     ordering = ["-id"]

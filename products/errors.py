@@ -21,6 +21,7 @@ from django.core.exceptions import (
     RequestDataTooBig,
     SuspiciousOperation,
 )
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
@@ -99,6 +100,8 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
+    elif isinstance(exc, DjangoValidationError):  # a model field's rule, from a service
+        exc = exceptions.ValidationError(_django_errors(exc))
     elif isinstance(exc, SuspiciousOperation):  # e.g. more than 1,000 query parameters
         logger.warning("Refused a suspicious request: %s", exc)
         exc = exceptions.ValidationError({"non_field_errors": [str(exc)]}, code="bad_request")
@@ -145,6 +148,12 @@ def _problem_from_api_exception(
     code = code if isinstance(code, str) else exc.default_code
     extra = {"retry_after": exc.wait} if isinstance(exc, exceptions.Throttled) else {}
     return problem(status, code, str(exc.detail), instance=instance, **extra)
+
+
+def _django_errors(exc: DjangoValidationError) -> dict[str, list[str]]:
+    if hasattr(exc, "error_dict"):
+        return exc.message_dict
+    return {"non_field_errors": exc.messages}
 
 
 def _server_error(instance: str) -> dict[str, Any]:

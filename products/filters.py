@@ -3,8 +3,6 @@ from datetime import UTC
 
 import django_filters
 from django import forms
-from django.db.models import Value
-from django.db.models.functions import Lower
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -14,6 +12,7 @@ from rest_framework.filters import OrderingFilter, SearchFilter
 from . import selectors
 from .models import Product, StockMovement
 from .serializers import MONEY_PATTERN
+from .text import normalize_sku
 
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 
@@ -86,7 +85,7 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
 
 class StockMovementFilter(django_filters.FilterSet):
     product = IntegerFilter(field_name="product_id")
-    sku = text_filter(64, field_name="sku", lookup_expr="iexact")
+    sku = text_filter(64, method="filter_sku", label="SKU recorded on the movement (the SKU rule)")
     kind = django_filters.ChoiceFilter(choices=StockMovement.Kind.choices)
     reason = django_filters.ChoiceFilter(choices=StockMovement.Reason.choices)
     source = django_filters.ChoiceFilter(choices=StockMovement.Source.choices)
@@ -102,6 +101,9 @@ class StockMovementFilter(django_filters.FilterSet):
         model = StockMovement
         fields = []
 
+    def filter_sku(self, queryset, name, value):
+        return queryset.filter(sku_key=normalize_sku(value))
+
 
 @extend_schema_field({"type": "string", "enum": ["true", "false"]})
 class TrueFalseFilter(django_filters.ChoiceFilter):
@@ -112,7 +114,9 @@ class TrueFalseFilter(django_filters.ChoiceFilter):
 
 
 class ProductFilter(django_filters.FilterSet):
-    sku = text_filter(64, method="filter_sku", label="SKU (exact, any case)")
+    sku = text_filter(
+        64, method="filter_sku", label="SKU (the SKU rule: any case, width or spacing)"
+    )
     # Three characters at least, as for ?search=: a trigram index serves no fewer.
     name = text_filter(200, min_length=3, lookup_expr="icontains", label="Name contains")
     stock_quantity__gte = IntegerFilter(field_name="stock_quantity", lookup_expr="gte")
@@ -129,7 +133,7 @@ class ProductFilter(django_filters.FilterSet):
         fields = []
 
     def filter_sku(self, queryset, name, value):
-        return queryset.alias(sku_lower=Lower("sku")).filter(sku_lower=Lower(Value(value)))
+        return queryset.filter(sku_key=normalize_sku(value))
 
     def filter_below_requirement(self, queryset, name, value):
         below = selectors.below_requirement(queryset)

@@ -3,21 +3,51 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.functions import Lower
 from django.utils import timezone
+
+from .text import no_nul_characters, normalize_sku, one_line_of_text, validate_sku
 
 # Stock, thresholds and ids are 64-bit signed integers in every database we support.
 MAX_STOCK = 2**63 - 1
 MAX_ID = 2**63 - 1
+MAX_DESCRIPTION_LENGTH = 5000
+MAX_NOTE_LENGTH = 1000
+
+
+class SkuKeyField(models.TextField):
+    """A SKU's identity, `normalize_sku(sku)`, kept in step with the `sku` field on every
+    save (bulk_create included), the way `auto_now` keeps a timestamp: unique on
+    products, so "the same SKU" is decided by one function and one index."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def pre_save(self, model_instance, add):
+        key = normalize_sku(model_instance.sku)
+        setattr(model_instance, self.attname, key)
+        return key
 
 
 class Product(models.Model):
-    sku = models.CharField("SKU", max_length=64, help_text="Unique, case-insensitive.")
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True, default="")
+    sku = models.CharField(
+        "SKU",
+        max_length=64,
+        validators=[validate_sku],
+        help_text="Unique: SKUs that differ only in case, width or invisible characters "
+        "are the same SKU.",
+    )
+    sku_key = SkuKeyField("SKU key")
+    name = models.CharField(max_length=200, validators=[one_line_of_text])
+    description = models.TextField(
+        blank=True,
+        default="",
+        max_length=MAX_DESCRIPTION_LENGTH,
+        validators=[MaxLengthValidator(MAX_DESCRIPTION_LENGTH), no_nul_characters],
+    )
     price = models.DecimalField(
         max_digits=12,
         decimal_places=2,
@@ -42,11 +72,12 @@ class Product(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                Lower("sku"),
-                name="product_sku_ci_unique",
+                fields=["sku_key"],
+                name="product_sku_key_unique",
                 violation_error_message="A product with this SKU already exists.",
             ),
             models.CheckConstraint(condition=~Q(sku=""), name="product_sku_not_blank"),
+            models.CheckConstraint(condition=~Q(sku_key=""), name="product_sku_key_not_blank"),
             models.CheckConstraint(
                 condition=Q(stock_quantity__gte=0), name="product_stock_quantity_gte_0"
             ),
@@ -113,11 +144,23 @@ class StockMovement(models.Model):
         Product, null=True, on_delete=models.SET_NULL, related_name="movements"
     )
     sku = models.CharField("SKU", max_length=64)
+    sku_key = SkuKeyField("SKU key")
     product_name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=Kind)
     reason = models.CharField(max_length=16, choices=Reason)
-    note = models.TextField(blank=True, default="")
-    reference = models.CharField(max_length=100, blank=True, default="")
+    note = models.TextField(
+        blank=True,
+        default="",
+        max_length=MAX_NOTE_LENGTH,
+        validators=[MaxLengthValidator(MAX_NOTE_LENGTH), no_nul_characters],
+    )
+    reference = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        validators=[one_line_of_text],
+        help_text="E.g. a purchase order or delivery number.",
+    )
     delta = models.BigIntegerField()
     quantity_before = models.BigIntegerField()
     quantity_after = models.BigIntegerField()
@@ -128,7 +171,10 @@ class StockMovement(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["product", "-id"], name="movement_product_newest")]
+        indexes = [
+            models.Index(fields=["product", "-id"], name="movement_product_newest"),
+            models.Index(fields=["sku_key", "-id"], name="movement_sku_newest"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(quantity_after=F("quantity_before") + F("delta")),

@@ -2,10 +2,10 @@
 
 from collections.abc import Iterable
 
-from django.db.models import F, Func, QuerySet, TextField, Value
-from django.db.models.functions import Lower
+from django.db.models import F, Func, QuerySet, TextField
 
 from .models import Product, StockMovement
+from .text import normalize_sku
 
 
 def below_requirement(queryset: QuerySet[Product] | None = None) -> QuerySet[Product]:
@@ -15,19 +15,29 @@ def below_requirement(queryset: QuerySet[Product] | None = None) -> QuerySet[Pro
 
 
 def with_sku(sku: str) -> QuerySet[Product]:
-    """The product with this SKU, ignoring case (zero or one row).
-
-    Compares LOWER(sku) so the lookup can use the unique index on that expression.
-    """
-    return Product.objects.alias(sku_lower=Lower("sku")).filter(sku_lower=Lower(Value(sku)))
+    """The product with this SKU (zero or one row), by its key: see normalize_sku."""
+    return Product.objects.filter(sku_key=normalize_sku(sku))
 
 
-def sku_taken(sku: str, *, exclude_id: int | None = None) -> bool:
-    """Whether another product already uses this SKU, ignoring case."""
+def product_with_sku(sku: str, *, exclude_id: int | None = None) -> Product | None:
+    """Another product that already has this SKU, if any."""
     queryset = with_sku(sku)
     if exclude_id is not None:
         queryset = queryset.exclude(pk=exclude_id)
-    return queryset.exists()
+    return queryset.only("pk", "sku").first()
+
+
+def sku_collisions(products: QuerySet) -> list[list[tuple[int, str]]]:
+    """Groups of `(id, sku)` of products whose SKUs are one SKU under normalize_sku.
+
+    Reads only the id and SKU columns, so it works on a database whose products have no
+    `sku_key` yet (migration 0009 and `manage.py sku_report` use it before it exists).
+    """
+    groups: dict[str, list[tuple[int, str]]] = {}
+    rows = products.order_by("pk").values_list("pk", "sku").iterator(chunk_size=2000)
+    for pk, sku in rows:
+        groups.setdefault(normalize_sku(sku), []).append((pk, sku))
+    return [group for group in groups.values() if len(group) > 1]
 
 
 class SearchText(Func):

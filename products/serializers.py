@@ -4,25 +4,30 @@ import re
 from collections.abc import Mapping
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 
-from .models import MAX_ID, MAX_STOCK, Product, StockMovement
-
-# One line of text: no control characters (C0, DEL, C1) or line separators, and not
-# only spaces or invisible (zero-width, bidi-control) characters.
-CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
-INVISIBLE = r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
-one_line_of_text = RegexValidator(
-    rf"^[^{CONTROL}]*[^\s{CONTROL}{INVISIBLE}][^{CONTROL}]*\Z",
-    "Must be one line of visible text, without control characters.",
+from .models import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_ID,
+    MAX_NOTE_LENGTH,
+    MAX_STOCK,
+    Product,
+    StockMovement,
 )
-no_nul_characters = RegexValidator(r"^[^\x00]*\Z", "Null characters are not allowed.")
+from .text import no_nul_characters, one_line_of_text
 
 MONEY_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 MAX_UNKNOWN_FIELDS_REPORTED = 20
+
+
+def rules_of(model: type[models.Model], name: str) -> list:
+    """A model field's validators. The rules live on the model, where the admin's forms
+    and `full_clean()` find them too; a serializer field declared by hand takes them
+    from there rather than keep a copy."""
+    return list(model._meta.get_field(name).validators)
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -62,13 +67,20 @@ class DeltaField(StrictIntegerField):
         return value
 
 
-@extend_schema_field({"type": "string", "maxLength": 5000, "pattern": r"^[^\u0000]*$"})
+@extend_schema_field(
+    {"type": "string", "maxLength": MAX_DESCRIPTION_LENGTH, "pattern": r"^[^\u0000]*$"}
+)
 class DescriptionField(StrictCharField):
     """Free text, possibly empty, up to 5,000 characters. (Its own schema: drf-spectacular
     would describe a blank-allowed field with a pattern as an ambiguous oneOf.)"""
 
     def __init__(self, **kwargs):
-        super().__init__(max_length=5000, allow_blank=True, **kwargs)
+        super().__init__(
+            max_length=MAX_DESCRIPTION_LENGTH,
+            allow_blank=True,
+            validators=rules_of(Product, "description"),
+            **kwargs,
+        )
 
 
 @extend_schema_field(
@@ -115,11 +127,12 @@ class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
 
     sku = StrictCharField(
         max_length=64,
-        validators=[one_line_of_text],
-        help_text="Stock-keeping unit: 1–64 characters (spaces around it are trimmed), "
-        "unique ignoring case.",
+        validators=rules_of(Product, "sku"),
+        help_text="Stock-keeping unit: 1–64 characters of one line of visible text (spaces "
+        "around it are trimmed). Unique: SKUs that differ only in case, width, composition "
+        "or spacing are the same SKU (README, SKUs).",
     )
-    name = StrictCharField(max_length=200, validators=[one_line_of_text])
+    name = StrictCharField(max_length=200, validators=rules_of(Product, "name"))
     description = DescriptionField(required=False)
     price = MoneyField(required=False, help_text='Unit price as a decimal string, e.g. "12.50".')
     stock_quantity = StrictIntegerField(
@@ -161,13 +174,16 @@ class MovementDetailsSerializer(StrictSerializer):
         "`count` for counts and `correction` for adjustments.",
     )
     note = StrictCharField(
-        max_length=1000, required=False, allow_blank=True, validators=[no_nul_characters]
+        max_length=MAX_NOTE_LENGTH,
+        required=False,
+        allow_blank=True,
+        validators=rules_of(StockMovement, "note"),
     )
     reference = StrictCharField(
         max_length=100,
         required=False,
         allow_blank=True,
-        validators=[one_line_of_text],
+        validators=rules_of(StockMovement, "reference"),
         help_text="E.g. a purchase order or delivery number.",
     )
 
@@ -201,7 +217,12 @@ class AdjustmentLineSerializer(StrictSerializer):
     """One product, by `product` id or by `sku`, and a signed change."""
 
     product = StrictIntegerField(min_value=1, max_value=MAX_ID, required=False)
-    sku = StrictCharField(max_length=64, required=False, validators=[one_line_of_text])
+    sku = StrictCharField(
+        max_length=64,
+        required=False,
+        validators=[one_line_of_text],
+        help_text="Found by the SKU rule: any case, width or spacing (README, SKUs).",
+    )
     delta = DeltaField(help_text="Units to add (+) or remove (−); not 0.")
 
     def validate(self, attrs):

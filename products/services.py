@@ -15,12 +15,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Value
-from django.db.models.functions import Lower
+from django.db.models import Q
 from django.utils import timezone
 
 from . import selectors
 from .models import MAX_STOCK, Product, StockMovement
+from .text import normalize_sku
 
 Kind = StockMovement.Kind
 Reason = StockMovement.Reason
@@ -128,8 +128,17 @@ class VersionMismatch(InventoryError):
 class DuplicateSku(InventoryError):
     code = "duplicate_sku"
 
-    def __init__(self, sku: str) -> None:
-        super().__init__(f"A product with SKU {sku!r} already exists.", sku=sku)
+    def __init__(self, sku: str, existing: Product | None = None) -> None:
+        message, extra = f"A product with SKU {sku!r} already exists.", {}
+        if existing is not None:
+            extra["existing_product"] = existing.pk
+            if existing.sku != sku:  # say which: the two may not look alike at first sight
+                message = (
+                    f"A product with this SKU already exists: {existing.sku!r} (product "
+                    f"{existing.pk}); SKUs that differ only in case, width or invisible "
+                    "characters are one SKU."
+                )
+        super().__init__(message, sku=sku, **extra)
 
 
 class UnknownProducts(InventoryError):
@@ -163,20 +172,25 @@ def create_product(
     low_stock_threshold: int = 0,
     audit: Audit = Audit(),
 ) -> Product:
-    """Create a product; an initial stock is recorded as an `initial` movement."""
+    """Create a product; an initial stock is recorded as an `initial` movement.
+
+    The model fields' rules are checked first (django.core.exceptions.ValidationError),
+    whoever calls: the API and the admin have checked them already, other callers have not.
+    """
     _check_quantity_value(stock_quantity, field="stock_quantity")
-    if selectors.sku_taken(sku):
-        raise DuplicateSku(sku)
+    product = Product(
+        sku=sku,
+        name=name,
+        description=description,
+        price=price,
+        stock_quantity=stock_quantity,
+        low_stock_threshold=low_stock_threshold,
+    )
+    product.clean_fields(exclude={"sku_key"})
+    check_sku_free(sku)
     try:
         with transaction.atomic():
-            product = Product.objects.create(
-                sku=sku,
-                name=name,
-                description=description,
-                price=price,
-                stock_quantity=stock_quantity,
-                low_stock_threshold=low_stock_threshold,
-            )
+            product.save(force_insert=True)
             if stock_quantity:
                 _record(product, Kind.INITIAL, before=0, audit=audit)
     except IntegrityError as exc:
@@ -201,8 +215,10 @@ def update_product(
         raise TypeError(f"Not editable: {', '.join(sorted(unknown))}")
     if "stock_quantity" in changes:
         _check_quantity_value(changes["stock_quantity"], field="stock_quantity")
-    if "sku" in changes and selectors.sku_taken(changes["sku"], exclude_id=product_id):
-        raise DuplicateSku(changes["sku"])
+    # The changed fields' rules, as on create; fields left alone are not judged again.
+    Product(**changes).clean_fields(exclude=EDITABLE_FIELDS.difference(changes) | {"sku_key"})
+    if "sku" in changes:
+        check_sku_free(changes["sku"], product_id=product_id)
     try:
         with transaction.atomic():
             product = _lock(product_id)
@@ -222,6 +238,13 @@ def update_product(
             raise DuplicateSku(changes["sku"]) from exc
         raise
     return product
+
+
+def check_sku_free(sku: str, *, product_id: int | None = None) -> None:
+    """Refuse with DuplicateSku if a product other than `product_id` has this SKU, under
+    the SKU rule (normalize_sku). The unique index on `sku_key` settles races."""
+    if existing := selectors.product_with_sku(sku, exclude_id=product_id):
+        raise DuplicateSku(sku, existing)
 
 
 def delete_product(*, product_id: int, expected_versions: Collection[int] | None = None) -> None:
@@ -293,20 +316,19 @@ def adjust_stock_bulk(
     for line in lines:
         _check_delta(line.delta)
     ids = {line.product_id for line in lines if line.product_id is not None}
-    skus = {line.sku for line in lines if line.product_id is None}
+    keys = {normalize_sku(line.sku) for line in lines if line.product_id is None}
     with transaction.atomic():
         locked = list(
             Product.objects.select_for_update()
-            .alias(sku_lower=Lower("sku"))
-            .filter(Q(pk__in=ids) | Q(sku_lower__in=[Lower(Value(sku)) for sku in skus]))
+            .filter(Q(pk__in=ids) | Q(sku_key__in=keys))
             .order_by("pk")
         )
         by_id = {product.pk: product for product in locked}
-        by_sku = {product.sku.lower(): product for product in locked}
+        by_key = {product.sku_key: product for product in locked}
         products = [
             by_id.get(line.product_id)
             if line.product_id is not None
-            else by_sku.get(line.sku.lower())
+            else by_key.get(normalize_sku(line.sku))
             for line in lines
         ]
         missing = [
@@ -474,4 +496,4 @@ def _check_delta(delta: int) -> None:
 
 def _is_sku_conflict(exc: IntegrityError) -> bool:
     """A unique-SKU violation: a race that the up-front check lost."""
-    return "product_sku_ci_unique" in str(exc)
+    return "product_sku_key_unique" in str(exc)

@@ -133,7 +133,7 @@ def test_add_form_refuses_a_duplicate_sku_ignoring_case(admin_client):
     response = admin_client.post(f"{CHANGELIST}add/", data)
 
     assert response.status_code == 200
-    assert "A product with this SKU already exists." in response.content.decode()
+    assert "A product with this SKU already exists" in response.content.decode()
     assert Product.objects.count() == 1
 
 
