@@ -80,8 +80,9 @@ UPDATE "products_product" SET "stock_quantity" = :p_stock_quantity::bigint - 1,
 INSERT INTO "products_stockmovement" ("product_id", "sku", "sku_key", "product_name", "kind",
   "reason", "note", "reference", "delta", "quantity_before", "quantity_after", "user_id",
   "source", "created_at")
-  VALUES (:id, :p_sku, :p_sku_key, :p_name, 'decrement', 'shipped', '', '', -1, :p_stock_quantity::bigint,
-  :p_stock_quantity::bigint - 1, NULL, 'api', now()) RETURNING "products_stockmovement"."id";
+  VALUES (:id, :p_sku, :p_sku_key, :p_name, 'decrement', 'shipped', '', '', -1,
+  :p_stock_quantity::bigint, :p_stock_quantity::bigint - 1, NULL, 'api', now())
+  RETURNING "products_stockmovement"."id";
 COMMIT;
 """
 PGBENCH_SCRIPTS = {
@@ -189,8 +190,8 @@ def prepare_database() -> str:
         INSERT INTO products_stockmovement (product_id, sku, sku_key, product_name, kind,
             reason, note, reference, delta, quantity_before, quantity_after, user_id, source,
             created_at)
-        SELECT id, sku, sku_key, name, 'initial', 'received', '', '', stock_quantity, 0, stock_quantity,
-            NULL, 'command', now() FROM products_product;
+        SELECT id, sku, sku_key, name, 'initial', 'received', '', '', stock_quantity, 0,
+            stock_quantity, NULL, 'command', now() FROM products_product;
         VACUUM ANALYZE products_product;
         VACUUM ANALYZE products_stockmovement;
         """

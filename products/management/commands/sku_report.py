@@ -1,0 +1,36 @@
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from products import selectors
+from products.models import Product
+
+
+class Command(BaseCommand):
+    help = (
+        "List products whose SKUs are one SKU under the SKU rule (README, SKUs), and "
+        "products whose SKU or name breaks today's field rules (e.g. saved before them). "
+        "Reads only ids, SKUs and names, so it also runs before migration 0009, which "
+        "stops on the same groups. Exits 1 if any group of one-SKU products exists."
+    )
+
+    def handle(self, *args, **options):
+        collisions = selectors.sku_collisions(Product.objects.all())
+        for group in collisions:
+            self.stdout.write(
+                "Same SKU: " + ", ".join(f"product {pk} {sku!r}" for pk, sku in group)
+            )
+        broken = 0
+        for pk, sku, name in Product.objects.order_by("pk").values_list("pk", "sku", "name"):
+            for field, value in (("sku", sku), ("name", name)):
+                try:
+                    for validator in Product._meta.get_field(field).validators:
+                        validator(value)
+                except ValidationError as exc:
+                    broken += 1
+                    self.stdout.write(f"Product {pk}: {field} {value!r}: {' '.join(exc.messages)}")
+        self.stdout.write(
+            f"{len(collisions)} group(s) of products with one SKU; {broken} field(s) "
+            "breaking the field rules."
+        )
+        if collisions:
+            raise CommandError("Rename all but one product of each group listed above.")
