@@ -496,4 +496,5 @@ def _check_delta(delta: int) -> None:
 
 def _is_sku_conflict(exc: IntegrityError) -> bool:
     """A unique-SKU violation: a race that the up-front check lost."""
-    return "product_sku_key_unique" in str(exc)
+    message = str(exc)  # PostgreSQL names the index, SQLite the column
+    return "product_sku_key_unique" in message or "products_product.sku_key" in message

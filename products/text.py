@@ -5,29 +5,24 @@ ModelForm (the admin), the API's serializers and `full_clean()` (the services) a
 apply the same ones; `normalize_sku` is the only definition of "the same SKU".
 """
 
-import sys
 import unicodedata
 
 from django.core.validators import RegexValidator
 
 
 def _format_characters() -> str:
-    """Unicode's format characters (category Cf) as the inside of a regex class.
-
-    BMP characters as \\u escapes; the few beyond it (tags, musical symbols' controls)
-    as themselves, since the OpenAPI schema's ECMA-262 patterns have no \\U escape.
-    """
-    codes = [code for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"]
+    """Unicode's format characters (category Cf) in the Basic Multilingual Plane, as the
+    inside of a regex class of \\u escapes: the zero-width and bidi controls, the soft
+    hyphen, the byte-order mark and the rest. (The few beyond the BMP, such as tag
+    characters, have no escape in the schema's ECMA-262 patterns; normalize_sku leaves
+    them out of a SKU's identity all the same.)"""
+    codes = [code for code in range(0x10000) if unicodedata.category(chr(code)) == "Cf"]
     ranges, start = [], codes[0]
     for previous, code in zip(codes, [*codes[1:], None], strict=True):
         if code != previous + 1:
-            ranges.append((start, previous))
+            ranges.append(f"\\u{start:04x}" + (f"-\\u{previous:04x}" if previous > start else ""))
             start = code
-
-    def spell(code: int) -> str:
-        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
-
-    return "".join(spell(a) if a == b else f"{spell(a)}-{spell(b)}" for a, b in ranges)
+    return "".join(ranges)
 
 
 # Control characters (C0, DEL, C1) and the line and paragraph separators.

@@ -22,7 +22,8 @@ def before_0009(transactional_db):
     apps = migrate(BEFORE)
     yield apps
     with connection.cursor() as cursor:  # what a test left might stop the migration
-        cursor.execute("DELETE FROM products_stockmovement; DELETE FROM products_product")
+        cursor.execute("DELETE FROM products_stockmovement")
+        cursor.execute("DELETE FROM products_product")
     migrate(migrate_latest_targets())
 
 
