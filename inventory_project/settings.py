@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "products",
+    "events",
 ]
 
 MIDDLEWARE = [

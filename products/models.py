@@ -62,6 +62,8 @@ class Product(models.Model):
     )
     # Bumped by every change: the ETag, for If-Match on PUT/PATCH.
     version = models.PositiveBigIntegerField(default=1, editable=False)
+    # How many events this product has announced: the last one's `sequence`.
+    event_sequence = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

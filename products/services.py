@@ -18,8 +18,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from events import services as events
+from events.models import EventType
+
 from . import selectors
 from .models import MAX_STOCK, Product, StockMovement
+from .serializers import represent_movement, represent_product
 from .text import normalize_sku
 
 Kind = StockMovement.Kind
@@ -191,8 +195,14 @@ def create_product(
     try:
         with transaction.atomic():
             product.save(force_insert=True)
+            announcement = _Announcement()
+            announcement.add(product, EventType.PRODUCT_CREATED)
             if stock_quantity:
-                _record(product, Kind.INITIAL, before=0, audit=audit)
+                movement = _record(product, Kind.INITIAL, before=0, audit=audit)
+                announcement.stock_changed(product, movement, was_low=None)
+            announcement.crossing(product, was_low=False)  # created low: that is news
+            announcement.write()
+            Product.objects.filter(pk=product.pk).update(event_sequence=product.event_sequence)
     except IntegrityError as exc:
         if _is_sku_conflict(exc):
             raise DuplicateSku(sku) from exc
@@ -226,13 +236,19 @@ def update_product(
                 raise VersionMismatch(current=product.version)
             if all(getattr(product, field) == value for field, value in changes.items()):
                 return product  # nothing to change: same version, no new ETag
-            before = product.stock_quantity
+            before, was_low = product.stock_quantity, product.is_below_requirement
             for field, value in changes.items():
                 setattr(product, field, value)
             product.version += 1
             product.save()
+            announcement = _Announcement()
+            announcement.add(product, EventType.PRODUCT_UPDATED)
             if product.stock_quantity != before:
-                _record(product, Kind.ADJUSTMENT, before=before, audit=audit)
+                movement = _record(product, Kind.ADJUSTMENT, before=before, audit=audit)
+                announcement.stock_changed(product, movement, was_low=None)
+            announcement.crossing(product, was_low=was_low)
+            announcement.write()
+            Product.objects.filter(pk=product.pk).update(event_sequence=product.event_sequence)
     except IntegrityError as exc:
         if _is_sku_conflict(exc):
             raise DuplicateSku(changes["sku"]) from exc
@@ -254,6 +270,9 @@ def delete_product(*, product_id: int, expected_versions: Collection[int] | None
         product = _lock(product_id)
         if expected_versions is not None and product.version not in expected_versions:
             raise VersionMismatch(current=product.version)
+        announcement = _Announcement()
+        announcement.add(product, EventType.PRODUCT_DELETED)
+        announcement.write()
         product.delete()
 
 
@@ -358,16 +377,26 @@ def adjust_stock_bulk(
             raise LinesRefused(StockLimitExceeded.code, too_high)
 
         changed = {product.pk: product for product, _, _ in plan}.values()
+        was_low = {product.pk: product.is_below_requirement for product in changed}
         now = timezone.now()
         for product in changed:
-            product.stock_quantity = quantities[product.pk]
             product.version += 1
             product.updated_at = now
-        Product.objects.bulk_update(changed, ["stock_quantity", "version", "updated_at"])
-        return StockMovement.objects.bulk_create(
+        movements = StockMovement.objects.bulk_create(
             _movement(product, Kind.ADJUSTMENT, before, after, audit)
             for product, before, after in plan
         )
+        # Each line's events show its product as that line left it.
+        announcement = _Announcement()
+        for (product, _, after), movement in zip(plan, movements, strict=True):
+            product.stock_quantity = after
+            announcement.stock_changed(product, movement, was_low=was_low[product.pk])
+            was_low[product.pk] = product.is_below_requirement
+        announcement.write()
+        Product.objects.bulk_update(
+            changed, ["stock_quantity", "version", "updated_at", "event_sequence"]
+        )
+        return movements
 
 
 def _change_stock(
@@ -418,20 +447,61 @@ def _lock(product_id: int) -> Product:
 
 
 def _write_stock(product: Product, new_quantity: int, kind: str, audit: Audit) -> None:
-    """Write a locked product's new stock and its movement: one UPDATE, one INSERT.
+    """Write a locked product's movement, its events and its new stock: two INSERTs and
+    one UPDATE.
 
     A queryset update rather than `save()`: the same statement with less Python work
     while the row is locked (no save machinery; the model has no signals)."""
-    before = product.stock_quantity
+    before, was_low = product.stock_quantity, product.is_below_requirement
     product.stock_quantity = new_quantity
     product.version += 1
     product.updated_at = timezone.now()
+    movement = _record(product, kind, before=before, audit=audit)
+    announcement = _Announcement()
+    announcement.stock_changed(product, movement, was_low=was_low)
+    announcement.write()
     Product.objects.filter(pk=product.pk).update(
         stock_quantity=product.stock_quantity,
         version=product.version,
         updated_at=product.updated_at,
+        event_sequence=product.event_sequence,
     )
-    _record(product, kind, before=before, audit=audit)
+
+
+class _Announcement:
+    """The events of one change, numbered per product from its `event_sequence` (which
+    the caller then writes with the product, under the same row lock)."""
+
+    def __init__(self) -> None:
+        self.events: list[events.NewEvent] = []
+
+    def add(
+        self,
+        product: Product,
+        event_type: EventType,
+        snapshot: dict | None = None,
+        movement: dict | None = None,
+    ) -> None:
+        product.event_sequence += 1
+        data = {"product": snapshot or represent_product(product)}
+        if movement is not None:
+            data["movement"] = movement
+        self.events.append(events.NewEvent(event_type, product.pk, product.event_sequence, data))
+
+    def stock_changed(self, product: Product, movement: StockMovement, *, was_low) -> None:
+        """A movement's event, then the threshold crossing it made, if any (edge-
+        triggered: staying low through ten decrements is one `stock.low`)."""
+        snapshot = represent_product(product)
+        self.add(product, EventType.STOCK_CHANGED, snapshot, represent_movement(movement))
+        self.crossing(product, was_low=was_low, snapshot=snapshot)
+
+    def crossing(self, product: Product, *, was_low: bool | None, snapshot=None) -> None:
+        low = product.is_below_requirement
+        if was_low is not None and low != was_low:
+            self.add(product, EventType.STOCK_LOW if low else EventType.STOCK_RECOVERED, snapshot)
+
+    def write(self) -> None:
+        events.record(self.events)
 
 
 def _record(product: Product, kind: str, *, before: int, audit: Audit) -> StockMovement:

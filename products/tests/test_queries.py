@@ -28,18 +28,21 @@ def staff_client():
 
 
 @pytest.mark.parametrize("operation", ["increment", "decrement"])
-def test_a_stock_operation_is_lock_update_insert(
+def test_a_stock_operation_is_lock_insert_insert_update(
     staff_client, django_assert_num_queries, operation
 ):
     product = make_product(stock_quantity=10)
 
-    # BEGIN, SELECT ... FOR UPDATE, UPDATE the product, INSERT the movement, COMMIT.
-    with django_assert_num_queries(AUTH + 5) as context:
+    # BEGIN, SELECT ... FOR UPDATE, INSERT the movement, INSERT its events (one statement,
+    # with a threshold crossing or without), UPDATE the product, COMMIT.
+    with django_assert_num_queries(AUTH + 6) as context:
         response = staff_client.post(
             f"/api/products/{product.pk}/{operation}/", {"quantity": 1}, format="json"
         )
     assert response.status_code == 200
-    assert statements(context) == ["SELECT", "BEGIN", "SELECT", "UPDATE", "INSERT", "COMMIT"]
+    assert statements(context) == [
+        *["SELECT", "BEGIN", "SELECT", "INSERT", "INSERT", "UPDATE", "COMMIT"]
+    ]
     if ON_POSTGRES:  # SQLite has no row locks: its BEGIN IMMEDIATE locks the database
         assert context.captured_queries[2]["sql"].endswith("FOR UPDATE")
 
@@ -52,7 +55,7 @@ def test_a_stock_operation_with_an_idempotency_key_adds_no_savepoint(
 
     # The key is claimed in its own short transaction (BEGIN, INSERT, COMMIT); then one
     # transaction locks the key, then the product, writes both, and commits.
-    with django_assert_num_queries(AUTH + 3 + 7) as context:
+    with django_assert_num_queries(AUTH + 3 + 8) as context:
         response = staff_client.post(
             f"/api/products/{product.pk}/{operation}/",
             {"quantity": 1},
@@ -63,7 +66,7 @@ def test_a_stock_operation_with_an_idempotency_key_adds_no_savepoint(
     assert statements(context) == [
         "SELECT",
         *["BEGIN", "INSERT", "COMMIT"],
-        *["BEGIN", "SELECT", "SELECT", "UPDATE", "INSERT", "UPDATE", "COMMIT"],
+        *["BEGIN", "SELECT", "SELECT", "INSERT", "INSERT", "UPDATE", "UPDATE", "COMMIT"],
     ]
 
 

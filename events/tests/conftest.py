@@ -1,0 +1,9 @@
+# The products tests' factories and clients serve the events tests too.
+from products.tests.conftest import (  # noqa: F401
+    _fresh_throttle_counts,
+    api_client,
+    make_product,
+    make_user,
+    requires_postgres,
+    token_client,
+)
