@@ -1,3 +1,5 @@
+from contextlib import suppress
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -161,6 +163,15 @@ class ProductAdmin(SkuKeySearchMixin, admin.ModelAdmin):
             saved = services.create_product(**form.cleaned_data, audit=audit)
         obj.pk = saved.pk
         obj.created_at, obj.updated_at = saved.created_at, saved.updated_at
+
+    def delete_model(self, request, obj):
+        """Delete through the service, as the API does: locked, and announced."""
+        services.delete_product(product_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for pk in queryset.order_by("pk").values_list("pk", flat=True):
+            with suppress(Product.DoesNotExist):  # deleted meanwhile: done all the same
+                services.delete_product(product_id=pk)
 
     def has_adjust_stock_permission(self, request) -> bool:
         return request.user.has_perm(ADJUST_STOCK)

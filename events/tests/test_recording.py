@@ -224,3 +224,19 @@ def test_twenty_threads_decrementing_across_the_threshold_raise_exactly_one_low_
     low = next(e for e in events if e.type == "stock.low")
     assert low.data["product"]["stock_quantity"] == 10
     assert Product.objects.get(pk=product.pk).event_sequence == len(events)
+
+
+def test_deleting_in_the_admin_announces_each_product(client):
+    one, two = make_product(), make_product()
+    boss = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-12345-xyz")
+    client.force_login(boss)
+
+    client.post(f"/admin/products/product/{one.pk}/delete/", {"post": "yes"})
+    client.post(
+        "/admin/products/product/",
+        {"action": "delete_selected", "_selected_action": [two.pk], "post": "yes"},
+    )
+
+    assert not Product.objects.exists()
+    assert types(one)[-1] == "product.deleted"
+    assert types(two)[-1] == "product.deleted"
