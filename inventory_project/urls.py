@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("products.urls")),
+    path("api/", include("events.urls")),
     re_path(r"^api/", api_not_found),
 ]
 

@@ -23,6 +23,7 @@ ROLES = {
         ADJUST_STOCK,
         COUNT_STOCK,
         VIEW_MOVEMENTS,
+        "events.view_event",
     ],
     WAREHOUSE_STAFF: ["products.view_product", ADJUST_STOCK],
 }
