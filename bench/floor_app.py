@@ -2,8 +2,8 @@
 
 No framework, no authentication, no validation beyond the bare minimum: psycopg2,
 one connection per thread, and the very SQL the API issues (a decrement is BEGIN,
-SELECT ... FOR UPDATE, UPDATE, INSERT the movement, COMMIT; a read is one SELECT; the
-first list page is the capped count and the page). `bench/suite.py` serves it with
+SELECT ... FOR UPDATE, INSERT the movement, INSERT its event, UPDATE, COMMIT; a read is
+one SELECT; the first list page is the capped count and the page). `bench/suite.py` serves it with
 the same gunicorn settings as `make serve`:
 
     DATABASE_URL=postgres://... gunicorn -c gunicorn.conf.py bench.floor_app:application
@@ -13,6 +13,7 @@ import json
 import os
 import re
 import threading
+import uuid
 from datetime import UTC, datetime
 
 import psycopg2
@@ -29,6 +30,7 @@ COLUMNS = (
     "stock_quantity",
     "low_stock_threshold",
     "version",
+    "event_sequence",
     "created_at",
     "updated_at",
 )
@@ -36,8 +38,13 @@ SELECT = ", ".join(f'"products_product"."{column}"' for column in COLUMNS)
 GET_ONE = f'SELECT {SELECT} FROM "products_product" WHERE "products_product"."id" = %s LIMIT 21'
 LOCK = f"{GET_ONE} FOR UPDATE"
 UPDATE = (
-    'UPDATE "products_product" SET "stock_quantity" = %s, "version" = %s, "updated_at" = %s '
-    'WHERE "products_product"."id" = %s'
+    'UPDATE "products_product" SET "stock_quantity" = %s, "version" = %s, "updated_at" = %s, '
+    '"event_sequence" = %s WHERE "products_product"."id" = %s'
+)
+INSERT_EVENT = (
+    'INSERT INTO "events_event" ("uid", "type", "product_id", "sequence", "occurred_at", '
+    '"data", "position") VALUES (%s::uuid, %s, %s, %s, %s, %s::jsonb, NULL) '
+    'RETURNING "events_event"."id"'
 )
 INSERT = (
     'INSERT INTO "products_stockmovement" ("product_id", "sku", "sku_key", "product_name", '
@@ -64,12 +71,12 @@ def connection():
 
 
 def as_json(row) -> dict:
-    product = dict(zip(COLUMNS, row, strict=True))
+    product = dict(zip(COLUMNS, row, strict=True)) if isinstance(row, tuple) else dict(row)
     product["price"] = str(product["price"])
     product["is_below_requirement"] = product["stock_quantity"] <= product["low_stock_threshold"]
     for field in ("created_at", "updated_at"):
         product[field] = product[field].isoformat().replace("+00:00", "Z")
-    del product["version"], product["sku_key"]
+    del product["version"], product["sku_key"], product["event_sequence"]
     return product
 
 
@@ -87,30 +94,59 @@ def decrement(conn, product_id: int, quantity: int):
             cursor.execute("ROLLBACK")
             return 409, {"code": "insufficient_stock", "available": before}
         now = datetime.now(UTC)
-        cursor.execute(UPDATE, (before - quantity, product["version"] + 1, now, product_id))
+        movement = (
+            product_id,
+            product["sku"],
+            product["sku_key"],
+            product["name"],
+            "decrement",
+            "shipped",
+            "",
+            "",
+            -quantity,
+            before,
+            before - quantity,
+            None,
+            "api",
+            now,
+        )
+        cursor.execute(INSERT, movement)
+        (movement_id,) = cursor.fetchone()
+        product.update(
+            stock_quantity=before - quantity,
+            version=product["version"] + 1,
+            event_sequence=product["event_sequence"] + 1,
+            updated_at=now,
+        )
+        shown = as_json(product)
+        event = {"product": shown, "movement": movement_json(movement_id, movement)}
         cursor.execute(
-            INSERT,
+            INSERT_EVENT,
             (
+                str(uuid.uuid4()),
+                "stock.changed",
                 product_id,
-                product["sku"],
-                product["sku_key"],
-                product["name"],
-                "decrement",
-                "shipped",
-                "",
-                "",
-                -quantity,
-                before,
-                before - quantity,
-                None,
-                "api",
+                product["event_sequence"],
                 now,
+                json.dumps(event),
             ),
         )
         cursor.fetchone()
+        cursor.execute(
+            UPDATE,
+            (before - quantity, product["version"], now, product["event_sequence"], product_id),
+        )
         cursor.execute("COMMIT")
-    row = (*row[:6], before - quantity, row[7], product["version"] + 1, row[9], now)
-    return 200, as_json(row)
+    return 200, shown
+
+
+def movement_json(movement_id: int, values: tuple) -> dict:
+    fields = ("product", "sku", "sku_key", "product_name", "kind", "reason", "note")
+    fields += ("reference", "delta", "quantity_before", "quantity_after", "user", "source")
+    movement = {"id": movement_id, **dict(zip((*fields, "created_at"), values, strict=True))}
+    del movement["sku_key"]
+    movement["created_at"] = movement["created_at"].isoformat().replace("+00:00", "Z")
+    return movement
 
 
 def read(conn, product_id: int):

@@ -65,24 +65,40 @@ COLUMNS = (
     '"products_product"."name", '
     '"products_product"."description", "products_product"."price", '
     '"products_product"."stock_quantity", "products_product"."low_stock_threshold", '
-    '"products_product"."version", "products_product"."created_at", '
+    '"products_product"."version", "products_product"."event_sequence", '
+    '"products_product"."created_at", '
     '"products_product"."updated_at"'
 )
 # The decrement transaction the API issues, for pgbench (\gset carries the locked
-# row's values into the UPDATE and the INSERT, as the service does in Python).
+# row's values into the INSERTs and the UPDATE, as the service does in Python).
 PGBENCH_DECREMENT = f"""
 BEGIN;
 SELECT {COLUMNS} FROM "products_product" WHERE "products_product"."id" = :id
   LIMIT 21 FOR UPDATE \\gset p_
-UPDATE "products_product" SET "stock_quantity" = :p_stock_quantity::bigint - 1,
-  "version" = :p_version::bigint + 1, "updated_at" = now()
-  WHERE "products_product"."id" = :id;
 INSERT INTO "products_stockmovement" ("product_id", "sku", "sku_key", "product_name", "kind",
   "reason", "note", "reference", "delta", "quantity_before", "quantity_after", "user_id",
   "source", "created_at")
   VALUES (:id, :p_sku, :p_sku_key, :p_name, 'decrement', 'shipped', '', '', -1,
   :p_stock_quantity::bigint, :p_stock_quantity::bigint - 1, NULL, 'api', now())
-  RETURNING "products_stockmovement"."id";
+  RETURNING "products_stockmovement"."id" AS movement_id \\gset
+INSERT INTO "events_event" ("uid", "type", "product_id", "sequence", "occurred_at", "data",
+  "position")
+  VALUES (gen_random_uuid(), 'stock.changed', :id, :p_event_sequence::bigint + 1, now(),
+  jsonb_build_object('product', jsonb_build_object('id', :id::bigint, 'sku', :p_sku::text,
+  'name', :p_name::text, 'description', :p_description::text, 'price', :p_price::text,
+  'stock_quantity', :p_stock_quantity::bigint - 1,
+  'low_stock_threshold', :p_low_stock_threshold::bigint, 'is_below_requirement', false,
+  'created_at', :p_created_at::text, 'updated_at', now()),
+  'movement', jsonb_build_object('id', :movement_id::bigint, 'product', :id::bigint,
+  'sku', :p_sku::text,
+  'product_name', :p_name::text, 'kind', 'decrement', 'reason', 'shipped', 'note', '',
+  'reference', '', 'delta', -1, 'quantity_before', :p_stock_quantity::bigint,
+  'quantity_after', :p_stock_quantity::bigint - 1, 'user', null, 'source', 'api',
+  'created_at', now())), NULL) RETURNING "events_event"."id";
+UPDATE "products_product" SET "stock_quantity" = :p_stock_quantity::bigint - 1,
+  "version" = :p_version::bigint + 1, "updated_at" = now(),
+  "event_sequence" = :p_event_sequence::bigint + 1
+  WHERE "products_product"."id" = :id;
 COMMIT;
 """
 PGBENCH_SCRIPTS = {
@@ -180,7 +196,8 @@ def prepare_database() -> str:
     manage("migrate", "--noinput", "-v0")
     psql(
         f"""
-        TRUNCATE products_stockmovement, products_idempotencykey, products_product RESTART IDENTITY;
+        TRUNCATE products_stockmovement, products_idempotencykey, products_product,
+            events_event RESTART IDENTITY;
         INSERT INTO products_product (sku, sku_key, name, description, price,
             stock_quantity, low_stock_threshold, version, created_at, updated_at)
         SELECT 'BENCH-' || lpad(i::text, 5, '0'), 'bench-' || lpad(i::text, 5, '0'),
