@@ -5,5 +5,6 @@ from products.tests.conftest import (  # noqa: F401
     make_product,
     make_user,
     requires_postgres,
+    run_together,
     token_client,
 )

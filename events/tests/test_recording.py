@@ -2,18 +2,17 @@
 transaction as the change, numbered per product, and low stock edge-triggered."""
 
 import io
-import threading
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 
 from events.models import Event
 from products import services
 from products.models import Product, StockMovement
 
-from .conftest import make_product, make_user, requires_postgres, token_client
+from .conftest import make_product, make_user, requires_postgres, run_together, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -191,25 +190,19 @@ def test_the_admin_and_commands_announce_through_the_same_services(client):
 def test_twenty_threads_decrementing_across_the_threshold_raise_exactly_one_low_event():
     product = make_product(stock_quantity=30, low_stock_threshold=10)
     clients = [token_client(make_user("staff")) for _ in range(20)]
-    barrier = threading.Barrier(20)
     statuses = []
 
-    def work(client):
-        try:
-            barrier.wait()
+    def worker(client):
+        def work():
             for _ in range(2):
                 response = client.post(
                     f"/api/products/{product.pk}/decrement/", {"quantity": 1}, format="json"
                 )
                 statuses.append(response.status_code)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=work, args=(c,)) for c in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+        return work
+
+    run_together([worker(client) for client in clients])
 
     events = list(Event.objects.filter(product_id=product.pk).order_by("sequence"))
     changes = [e for e in events if e.type == "stock.changed"][1:]  # after the initial one

@@ -1,5 +1,6 @@
 import os
 import socket
+import threading
 from decimal import Decimal
 
 import pytest
@@ -143,3 +144,21 @@ def assert_database_unavailable(response) -> dict:
     assert body["code"] == "database_unavailable"
     assert body["status"] == 503
     return body
+
+
+def run_together(workers) -> None:
+    """Start one thread per callable, released together; each closes its connection."""
+    barrier = threading.Barrier(len(workers))
+
+    def run(work):
+        try:
+            barrier.wait()
+            work()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(work,)) for work in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 
 from products.models import IdempotencyKey, Product, StockMovement
 
-from .conftest import make_product, make_user, requires_postgres, token_client
+from .conftest import make_product, make_user, requires_postgres, run_together, token_client
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
@@ -25,24 +25,6 @@ def assert_ledger_reconciles() -> None:
     out = io.StringIO()
     call_command("verify_ledger", stdout=out)  # raises CommandError on any discrepancy
     assert "the ledger reconciles" in out.getvalue()
-
-
-def run_together(workers) -> None:
-    """Start one thread per callable, released together; each closes its connection."""
-    barrier = threading.Barrier(len(workers))
-
-    def run(work):
-        try:
-            barrier.wait()
-            work()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(work,)) for work in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 def hammer(requests_per_thread: list[list[tuple[str, int]]], product_id: int) -> list[tuple]:
