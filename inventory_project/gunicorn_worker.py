@@ -143,6 +143,7 @@ class BufferedConn(TConn):
         self.expected: int | None = None  # head + body, once the head is complete
         self.reserved = 0  # bytes counted against the worker's buffer budget
         self.handed = b""  # the complete request, for the thread's parser
+        self.watched = False  # registered with the poller for its request's bytes
         self.drained = 0
 
     def init(self):
@@ -244,12 +245,17 @@ class BufferingThreadWorker(ThreadWorker):
         conn.scanned = conn.reserved = conn.drained = 0
         conn.expected = None
         conn.deadline = time.monotonic() + self.read_timeout
+        conn.watched = False
         self.reading[conn] = None
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
         if data:
             self.advance(conn)
-        elif readable:
+        elif readable:  # most often the whole request is there already
             self.on_request_bytes(conn)
+        if conn in self.reading:
+            self.poller.register(
+                conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn)
+            )
+            conn.watched = True
 
     def on_request_bytes(self, conn: BufferedConn, _sock=None) -> None:
         try:
@@ -309,7 +315,9 @@ class BufferingThreadWorker(ThreadWorker):
 
     def stop_reading(self, conn: BufferedConn) -> None:
         del self.reading[conn]
-        self.poller.unregister(conn.sock)
+        if conn.watched:
+            self.poller.unregister(conn.sock)
+            conn.watched = False
         self.buffered -= conn.reserved
         conn.reserved = 0
 
