@@ -24,11 +24,14 @@ wsgi_app = "inventory_project.wsgi:application"
 bind = [f"{env.str('HOST', default='127.0.0.1')}:{env.int('PORT', default=8000)}"]
 
 # Processes give CPU parallelism (the GIL); threads let a process keep serving while
-# one of its requests waits on the database. Threads need the gthread worker, which
-# also keeps client connections alive between requests.
+# one of its requests waits on the database. Threads need a threaded worker: gthread,
+# with each request read in full by the worker's main loop before a thread gets it, so
+# that slow or stalled clients hold no thread; it also keeps client connections alive
+# between requests. It reads REQUEST_READ_TIMEOUT (seconds a request may take to
+# arrive, default 20) and REQUEST_BUFFER_BYTES: see inventory_project/gunicorn_worker.py.
 workers = env.int("WEB_CONCURRENCY", default=CPUS * 2)
 threads = env.int("GUNICORN_THREADS", default=4)
-worker_class = "gthread"
+worker_class = "inventory_project.gunicorn_worker.BufferingThreadWorker"
 # A worker silent for this long is killed and replaced. With gthread workers that is a
 # worker whose main loop is stuck, not a slow request: what bounds a request is the
 # database's own limits (DB_CONNECT_TIMEOUT, DB_STATEMENT_TIMEOUT), answered with 503.

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A chunked request body is refused (411) before anything could read it as empty.
+    "inventory_project.middleware.LengthRequiredMiddleware",
     # /healthz and /readyz for load balancers, answered before everything else.
     "products.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
