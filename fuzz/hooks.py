@@ -7,7 +7,7 @@ import uuid
 import schemathesis
 
 # The If-Match pattern the schema declares (products.views.IF_MATCH_PATTERN).
-IF_MATCH = re.compile(r'(\*|(W/)?"[0-9]{1,20}"(\s*,\s*(W/)?"[0-9]{1,20}")*)')
+IF_MATCH = re.compile(r'(\*|(W/)?"[0-9]{1,20}"([ \t]*,[ \t]*(W/)?"[0-9]{1,20}")*)')
 # The Idempotency-Key pattern the schema declares (products.idempotency.PARAMETER).
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
