@@ -19,21 +19,35 @@ from .models import MAX_ID
 
 COUNT_CAP = 1_000
 MAX_PAGE_SIZE = 500
+MAX_PAGE = 10**9
+# How every number in a URL is written (JSON Schema's `pattern` applies only to strings,
+# so an integer parameter says it in words).
+DECIMAL = "Written in decimal digits without a leading zero"
 
 
 def positive_int_text(raw: str, *, maximum: int) -> bool:
-    """Whether `raw` is the decimal digits of a whole number from 1 to `maximum`."""
+    """Whether `raw` is a whole number from 1 to `maximum` written as the API writes one:
+    decimal digits without a leading zero.
+
+    One rule for every number that names a row or a page (ids in URLs, `page`,
+    `page_size`, cursor positions): `01` is not 1, so a URL has one spelling, and no
+    two spellings of one page or product are told apart anywhere else (caches, logs,
+    If-Match's character-by-character comparison).
+    """
     return (
         raw.isascii()
         and raw.isdigit()
+        and not raw.startswith("0")
         and len(raw) <= len(str(maximum))
-        and 1 <= int(raw) <= maximum
+        and int(raw) <= maximum
     )
 
 
 def positive_int(raw: str, name: str, maximum: int) -> int:
     if not positive_int_text(raw, maximum=maximum):
-        raise ValidationError({name: [f"Must be an integer from 1 to {maximum}."]})
+        raise ValidationError(
+            {name: [f"Must be a whole number from 1 to {maximum}, without leading zeros."]}
+        )
     return int(raw)
 
 
@@ -96,7 +110,7 @@ class StrictPageNumberPagination(ValidatedPageSize, PageNumberPagination):
         raw = request.query_params.get(self.page_query_param)
         if raw is None:
             return 1
-        return positive_int(raw, self.page_query_param, 10**9)
+        return positive_int(raw, self.page_query_param, MAX_PAGE)
 
     def get_paginated_response(self, data):
         paginator = self.page.paginator
@@ -126,11 +140,12 @@ class StrictPageNumberPagination(ValidatedPageSize, PageNumberPagination):
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
         bounds = {
-            self.page_query_param: {"minimum": 1, "maximum": 10**9},
+            self.page_query_param: {"minimum": 1, "maximum": MAX_PAGE},
             self.page_size_query_param: {"minimum": 1, "maximum": self.max_page_size},
         }
         for parameter in parameters:
             parameter["schema"].update(bounds.get(parameter["name"], {}))
+            parameter["description"] += f" {DECIMAL}: `01` is a 400."
         parameters.append(
             {
                 "name": WalkingCursorPagination.cursor_query_param,
