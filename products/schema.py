@@ -65,9 +65,12 @@ def document_problem_responses(result, generator, request, public):
     problem_content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in result.get("paths", {}).items():
         for operation in operations.values():
+            names = {parameter["name"] for parameter in operation.get("parameters", [])}
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "path" and parameter["schema"].get("type") == "integer":
                     _document_id(parameter)
+                if parameter["name"] == "ordering" and "cursor" in names:
+                    parameter["description"] += " Has no effect with `cursor` (id order)."
             responses = operation.setdefault("responses", {})
             expected = ["400", "429"]
             if {} not in operation.get("security", [{}]):  # anonymous not allowed

@@ -177,8 +177,10 @@ class StrictQueryParamsMixin:
                     allowed.update(filterset.base_filters if filterset else ())
                 else:
                     allowed.update(p["name"] for p in backend.get_schema_operation_parameters(self))
-        if getattr(self, "action", None) in self.paginated_actions and self.paginator is not None:
-            allowed.update(p["name"] for p in self.paginator.get_schema_operation_parameters(self))
+        if getattr(self, "action", None) in self.paginated_actions and self.pagination_class:
+            # The documented ones: `page`, `page_size` and `cursor`, with a cursor too.
+            paginator = self.pagination_class()
+            allowed.update(p["name"] for p in paginator.get_schema_operation_parameters(self))
         return allowed
 
 
