@@ -102,7 +102,7 @@ def _fingerprint(request) -> str:
     if it has one (a retry with another If-Match is another request: 422, not a replay)."""
     body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
     if_match = request.headers.get("If-Match")
-    condition = "" if if_match is None else f"\nIf-Match: {if_match.strip()}"
+    condition = "" if if_match is None else "\nIf-Match: " + if_match.strip(" \t")
     return hashlib.sha256(
         f"{request.method} {request.path}{condition}\n{body}".encode()
     ).hexdigest()

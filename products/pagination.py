@@ -31,6 +31,10 @@ DECIMAL = "Written in decimal digits without a leading zero"
 # Empty (the first page), or after/before an id (19 digits: up to 9,999,999,999,999,999,999,
 # past the largest id; such a cursor is still well-defined, see decode_cursor).
 CURSOR_PATTERN = r"^([ab][1-9][0-9]{0,18})?$"
+CURSOR_WINS = (
+    "A cursor always walks in id order: with `cursor`, `page` and `ordering` are checked "
+    "but have no effect."
+)
 
 
 def positive_int_text(raw: str, *, maximum: int) -> bool:
@@ -169,12 +173,6 @@ class StrictPageNumberPagination(ValidatedPageSize, PageNumberPagination):
             }
         )
         return parameters
-
-
-CURSOR_WINS = (
-    "A cursor always walks in id order: with `cursor`, `page` and `ordering` are checked "
-    "but have no effect."
-)
 
 
 class WalkingCursorPagination(ValidatedPageSize, CursorPagination):

@@ -392,9 +392,12 @@ def parse_if_match(request) -> set[int] | None:
     is not `*` or a list of tags like ours is a 400.
     """
     header = request.headers.get("If-Match")
-    if header is None or header.strip() == "*":
+    if header is None:
         return None
-    if not re.fullmatch(IF_MATCH_PATTERN, header.strip()):
+    header = header.strip(" \t")  # OWS only: str.strip() would drop \xa0 and \v as well
+    if header == "*":
+        return None
+    if not re.fullmatch(IF_MATCH_PATTERN, header):
         raise ValidationError({"If-Match": ['Must be "*" or ETags such as "7".']})
     return {
         int(opaque)

@@ -224,3 +224,17 @@ def test_concurrent_operations_with_the_same_etag_apply_exactly_once():
 
     assert Counter(statuses) == {200: 1, 412: 9}
     assert state(product) == (99, 2, 2)
+
+
+@pytest.mark.parametrize("if_match", ['"1"\xa0', '\x0b"1"', '"1",\x0c"2"', '"1"\xa0,"2"', '"1"\n'])
+def test_only_spaces_and_tabs_separate_tags_as_the_schema_says(api_client, if_match):
+    # RFC 9110's OWS; the schema's pattern says `[ \t]`, and so does the server (once,
+    # `\s` let through a form feed or a no-break space that the schema refused).
+    product = make_product(stock_quantity=5)
+
+    response = api_client.patch(
+        f"/api/products/{product.pk}/", {"name": "x"}, format="json", HTTP_IF_MATCH=if_match
+    )
+
+    assert response.status_code == 400
+    assert "If-Match" in response.json()["errors"]
