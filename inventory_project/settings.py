@@ -215,6 +215,7 @@ REST_FRAMEWORK = {
     },
     "DEFAULT_SCHEMA_CLASS": "products.schema.InventoryAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "products.pagination.StrictPageNumberPagination",
+    "DEFAULT_METADATA_CLASS": "products.metadata.ActionMetadata",
     "DEFAULT_PARSER_CLASSES": ["products.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",

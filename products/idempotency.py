@@ -3,11 +3,12 @@ the way Stripe does it).
 
 The first request with a key stores its status and body in the same transaction
 as the stock change it made, so either both are committed or neither is. A retry
-with the same key and body gets the stored response and changes nothing; the same
-key with another body is a 422; a retry while the first request still runs (its
-row is locked) is a 409. A 5xx is not stored: the client may retry with the key. A
-body that fails validation never gets here (the views validate it first), so it
-uses up no key, as with Stripe.
+with the same key and body gets the stored response and changes nothing (a refusal,
+a 409 or a 412 for a stale If-Match, is stored and replayed like a success); the same
+key with another body or another If-Match is a 422; a retry while the first request
+still runs (its row is locked) is a 409. A 5xx is not stored: the client may retry
+with the key. A body or If-Match that fails validation never gets here (the views
+validate them first), so it uses up no key, as with Stripe.
 """
 
 import hashlib
@@ -97,8 +98,14 @@ def run_idempotently(view, request, execute: Callable[[], Response]) -> Response
 
 
 def _fingerprint(request) -> str:
+    """The request a key stands for: method, path and body, and its If-Match precondition
+    if it has one (a retry with another If-Match is another request: 422, not a replay)."""
     body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
-    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+    if_match = request.headers.get("If-Match")
+    condition = "" if if_match is None else "\nIf-Match: " + if_match.strip(" \t")
+    return hashlib.sha256(
+        f"{request.method} {request.path}{condition}\n{body}".encode()
+    ).hexdigest()
 
 
 def _claim(scope: str, key: str, fingerprint: str) -> bool:

@@ -5,35 +5,61 @@ COUNT_CAP and `count_is_exact` is false, and pages stop there (an exact COUNT(*)
 a million rows costs ~100 ms on every request, and so does counting 10,000 matches of
 a common search word). Cursors, for programs that walk the whole catalogue:
 `?cursor=` (empty for the first page), then each response's `next`; every page costs
-the same however deep it is.
+the same however deep it is. A cursor is `a<id>` (the rows after that id) or `b<id>`
+(the rows before it, for `previous`): every string of that shape is a place to start,
+so the schema's pattern describes exactly the cursors the API accepts.
 """
+
+import re
 
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
-from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagination
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from .models import MAX_ID
 
 COUNT_CAP = 1_000
 MAX_PAGE_SIZE = 500
+MAX_PAGE = 10**9
+# How every number in a URL is written (JSON Schema's `pattern` applies only to strings,
+# so an integer parameter says it in words).
+DECIMAL = "Written in decimal digits without a leading zero"
+# Empty (the first page), or after/before an id (19 digits: up to 9,999,999,999,999,999,999,
+# past the largest id; such a cursor is still well-defined, see decode_cursor).
+CURSOR_PATTERN = r"^([ab][1-9][0-9]{0,18})?$"
+CURSOR_WINS = (
+    "A cursor always walks in id order: with `cursor`, `page` and `ordering` are checked "
+    "but have no effect."
+)
 
 
 def positive_int_text(raw: str, *, maximum: int) -> bool:
-    """Whether `raw` is the decimal digits of a whole number from 1 to `maximum`."""
+    """Whether `raw` is a whole number from 1 to `maximum` written as the API writes one:
+    decimal digits without a leading zero.
+
+    One rule for every number that names a row or a page (ids in URLs, `page`,
+    `page_size`, cursor positions): `01` is not 1, so a URL has one spelling, and no
+    two spellings of one page or product are told apart anywhere else (caches, logs,
+    If-Match's character-by-character comparison).
+    """
     return (
         raw.isascii()
         and raw.isdigit()
+        and not raw.startswith("0")
         and len(raw) <= len(str(maximum))
-        and 1 <= int(raw) <= maximum
+        and int(raw) <= maximum
     )
 
 
 def positive_int(raw: str, name: str, maximum: int) -> int:
     if not positive_int_text(raw, maximum=maximum):
-        raise ValidationError({name: [f"Must be an integer from 1 to {maximum}."]})
+        raise ValidationError(
+            {name: [f"Must be a whole number from 1 to {maximum}, without leading zeros."]}
+        )
     return int(raw)
 
 
@@ -96,7 +122,7 @@ class StrictPageNumberPagination(ValidatedPageSize, PageNumberPagination):
         raw = request.query_params.get(self.page_query_param)
         if raw is None:
             return 1
-        return positive_int(raw, self.page_query_param, 10**9)
+        return positive_int(raw, self.page_query_param, MAX_PAGE)
 
     def get_paginated_response(self, data):
         paginator = self.page.paginator
@@ -126,44 +152,71 @@ class StrictPageNumberPagination(ValidatedPageSize, PageNumberPagination):
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
         bounds = {
-            self.page_query_param: {"minimum": 1, "maximum": 10**9},
+            self.page_query_param: {"minimum": 1, "maximum": MAX_PAGE},
             self.page_size_query_param: {"minimum": 1, "maximum": self.max_page_size},
         }
         for parameter in parameters:
             parameter["schema"].update(bounds.get(parameter["name"], {}))
+            parameter["description"] += f" {DECIMAL}: `01` is a 400."
+            if parameter["name"] == self.page_query_param:
+                parameter["description"] += " Has no effect with `cursor`."
         parameters.append(
             {
                 "name": WalkingCursorPagination.cursor_query_param,
                 "required": False,
                 "in": "query",
                 "description": "Walk the whole list in id order instead of by page number: "
-                "send it empty for the first page, then follow `next`. Cannot be combined "
-                "with `page` or `ordering`.",
-                "schema": {"type": "string", "maxLength": 200},
+                "send it empty for the first page, then follow `next` (or `previous`). "
+                "`a<id>` is the rows after that id, `b<id>` the rows before it. "
+                f"{CURSOR_WINS}",
+                "schema": {"type": "string", "maxLength": 20, "pattern": CURSOR_PATTERN},
             }
         )
         return parameters
 
 
 class WalkingCursorPagination(ValidatedPageSize, CursorPagination):
-    """Keyset pagination in id order: the same cost for the first page and the last."""
+    """Keyset pagination in id order: the same cost for the first page and the last.
+
+    DRF's cursors are base64 of `o=…&r=…&p=…`; here they are `a<id>` or `b<id>`. Ids
+    are unique, so DRF never needs an offset (it adds one only to step over rows that
+    share a position) and a cursor is just a direction and an id.
+    """
 
     ordering = "id"
 
+    def paginate_queryset(self, queryset, request, view=None):
+        # The cursor wins over `page` (OpenAPI cannot say that two parameters exclude
+        # each other, so the combination is made harmless); a bad page is still a 400.
+        page = request.query_params.get(StrictPageNumberPagination.page_query_param)
+        if page is not None:
+            positive_int(page, StrictPageNumberPagination.page_query_param, MAX_PAGE)
+        return super().paginate_queryset(queryset, request, view)
+
     def get_ordering(self, request, queryset, view):
-        if "ordering" in request.query_params:
-            raise ValidationError({"ordering": ["A cursor walks in id order; drop `ordering`."]})
-        return (self.ordering,)
+        return (self.ordering,)  # whatever `ordering` says (the filter has validated it)
 
     def decode_cursor(self, request):
-        if request.query_params.get(self.cursor_query_param) == "":
+        raw = request.query_params.get(self.cursor_query_param, "")
+        if raw == "":
             return None  # the first page
-        try:
-            cursor = super().decode_cursor(request)
-        except NotFound:
-            cursor = None
-        # Every cursor this API hands out holds the id it continues from.
-        position = cursor.position if cursor is not None else None
-        if position is None or not positive_int_text(position, maximum=MAX_ID):
-            raise ValidationError({self.cursor_query_param: ["Invalid cursor."]})
-        return cursor
+        if not re.fullmatch(CURSOR_PATTERN, raw):
+            raise ValidationError(
+                {self.cursor_query_param: ["Invalid cursor: follow `next`, or send it empty."]}
+            )
+        reverse, position = raw[0] == "b", int(raw[1:])
+        if position > MAX_ID:  # past every id: after it nothing, before it everything
+            if reverse:
+                return Cursor(offset=0, reverse=True, position=None)  # the last page
+            position = MAX_ID
+        return Cursor(offset=0, reverse=reverse, position=str(position))
+
+    def encode_cursor(self, cursor):
+        # Ids are unique: DRF never asks for an offset, nor for a cursor without an id.
+        assert cursor.offset == 0
+        assert cursor.position is not None
+        url = self.base_url
+        for ignored in (StrictPageNumberPagination.page_query_param, "ordering"):
+            url = remove_query_param(url, ignored)
+        direction = "b" if cursor.reverse else "a"
+        return replace_query_param(url, self.cursor_query_param, f"{direction}{cursor.position}")

@@ -5,6 +5,8 @@ import re
 from drf_spectacular.openapi import AutoSchema
 
 from .errors import PROBLEM_CONTENT_TYPE
+from .models import MAX_ID
+from .pagination import DECIMAL
 
 PROBLEM_SCHEMA = {
     "type": "object",
@@ -63,6 +65,12 @@ def document_problem_responses(result, generator, request, public):
     problem_content = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in result.get("paths", {}).items():
         for operation in operations.values():
+            names = {parameter["name"] for parameter in operation.get("parameters", [])}
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["schema"].get("type") == "integer":
+                    _document_id(parameter)
+                if parameter["name"] == "ordering" and "cursor" in names:
+                    parameter["description"] += " Has no effect with `cursor` (id order)."
             responses = operation.setdefault("responses", {})
             expected = ["400", "429"]
             if {} not in operation.get("security", [{}]):  # anonymous not allowed
@@ -78,6 +86,13 @@ def document_problem_responses(result, generator, request, public):
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = problem_content
     return result
+
+
+def _document_id(parameter: dict) -> None:
+    """An id in a URL: what views.positive_id accepts; anything else is a 404."""
+    parameter["schema"].update({"format": "int64", "minimum": 1, "maximum": MAX_ID})
+    what = parameter.get("description", "").rstrip(".")
+    parameter["description"] = f"{what}. {DECIMAL}: `01`, like any id no row can have, is a 404."
 
 
 def _collapse_blank_alternative(prop: dict) -> None:

@@ -285,11 +285,17 @@ def increment_stock(
     quantity: int,
     audit: Audit = Audit(),
     expected_quantity: int | None = None,
+    expected_versions: Collection[int] | None = None,
 ) -> Product:
     """Add `quantity` (≥ 1) units to a product's stock."""
     _check_operation_quantity(quantity)
     return _change_stock(
-        product_id, delta=quantity, kind=Kind.INCREMENT, audit=audit, expected=expected_quantity
+        product_id,
+        delta=quantity,
+        kind=Kind.INCREMENT,
+        audit=audit,
+        expected=expected_quantity,
+        versions=expected_versions,
     )
 
 
@@ -299,11 +305,17 @@ def decrement_stock(
     quantity: int,
     audit: Audit = Audit(),
     expected_quantity: int | None = None,
+    expected_versions: Collection[int] | None = None,
 ) -> Product:
     """Remove `quantity` (≥ 1) units; refuse with InsufficientStock rather than go below 0."""
     _check_operation_quantity(quantity)
     return _change_stock(
-        product_id, delta=-quantity, kind=Kind.DECREMENT, audit=audit, expected=expected_quantity
+        product_id,
+        delta=-quantity,
+        kind=Kind.DECREMENT,
+        audit=audit,
+        expected=expected_quantity,
+        versions=expected_versions,
     )
 
 
@@ -313,12 +325,19 @@ def count_stock(
     counted_quantity: int,
     audit: Audit = Audit(),
     expected_quantity: int | None = None,
+    expected_versions: Collection[int] | None = None,
 ) -> Product:
-    """Set stock to a physical count; the difference (possibly 0) is recorded as a `count`."""
+    """Set stock to a physical count; the difference (possibly 0) is recorded as a `count`.
+    With `expected_versions` (from If-Match), refuse unless the product is still at one."""
     _check_quantity_value(counted_quantity, field="counted_quantity")
+
+    def check(product: Product) -> None:
+        _check_version(product, expected_versions)
+        _check_expected(product, expected_quantity)
+
     return _under_lock(
         product_id,
-        lambda product: _check_expected(product, expected_quantity),
+        check,
         lambda product: _write_stock(product, counted_quantity, Kind.COUNT, audit),
     )
 
@@ -400,9 +419,16 @@ def adjust_stock_bulk(
 
 
 def _change_stock(
-    product_id: int, *, delta: int, kind: str, audit: Audit, expected: int | None
+    product_id: int,
+    *,
+    delta: int,
+    kind: str,
+    audit: Audit,
+    expected: int | None,
+    versions: Collection[int] | None = None,
 ) -> Product:
     def check(product: Product) -> None:
+        _check_version(product, versions)
         _check_expected(product, expected)
         new_quantity = product.stock_quantity + delta
         if new_quantity < 0:
@@ -535,6 +561,12 @@ def _describe(index: int, line: AdjustmentLine, product_id: int | None = None) -
     if line.sku is not None:
         described["sku"] = line.sku
     return described
+
+
+def _check_version(product: Product, expected_versions: Collection[int] | None) -> None:
+    """If-Match: refuse unless the locked product is still at one of `expected_versions`."""
+    if expected_versions is not None and product.version not in expected_versions:
+        raise VersionMismatch(current=product.version)
 
 
 def _check_expected(product: Product, expected: int | None) -> None:

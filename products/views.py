@@ -50,16 +50,21 @@ KEY_REUSED = OpenApiResponse(
     description="`idempotency_key_reused`: this Idempotency-Key was used with another request."
 )
 STALE_IF_MATCH = OpenApiResponse(
-    description="`precondition_failed`: If-Match does not match the product's current ETag."
+    description="`precondition_failed`: If-Match does not match the product's current ETag. "
+    "Nothing changed."
 )
-IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,20}"(\s*,\s*(W/)?"[0-9]{1,20}")*)$'
+# `*`, or a comma-separated list of entity tags (RFC 9110: OWS is spaces and tabs).
+IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,20}"([ \t]*,[ \t]*(W/)?"[0-9]{1,20}")*)$'
+ENTITY_TAG = re.compile(r'(W/)?"([0-9]+)"')
 IF_MATCH = OpenApiParameter(
     "If-Match",
     str,
     OpenApiParameter.HEADER,
     pattern=IF_MATCH_PATTERN,
-    description='Optional. The ETag from your last read (e.g. `"7"`): refuse with 412 '
-    "if the product has changed since.",
+    description='Optional. The ETag from your last read of the product (e.g. `"7"`), or `*`: '
+    "refuse with 412 `precondition_failed`, changing nothing, if the product has changed "
+    'since. Tags are compared strongly, character by character: `"07"` does not match '
+    '`"7"`, and a weak tag (`W/"7"`) matches nothing.',
 )
 
 
@@ -172,8 +177,10 @@ class StrictQueryParamsMixin:
                     allowed.update(filterset.base_filters if filterset else ())
                 else:
                     allowed.update(p["name"] for p in backend.get_schema_operation_parameters(self))
-        if getattr(self, "action", None) in self.paginated_actions and self.paginator is not None:
-            allowed.update(p["name"] for p in self.paginator.get_schema_operation_parameters(self))
+        if getattr(self, "action", None) in self.paginated_actions and self.pagination_class:
+            # The documented ones: `page`, `page_size` and `cursor`, with a cursor too.
+            paginator = self.pagination_class()
+            allowed.update(p["name"] for p in paginator.get_schema_operation_parameters(self))
         return allowed
 
 
@@ -275,8 +282,13 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
 
     @extend_schema(
         summary="Add stock",
-        parameters=[idempotency.PARAMETER],
-        responses={200: ProductSerializer, 409: STOCK_CONFLICT, 422: KEY_REUSED},
+        parameters=[idempotency.PARAMETER, IF_MATCH],
+        responses={
+            200: ProductSerializer,
+            409: STOCK_CONFLICT,
+            412: STALE_IF_MATCH,
+            422: KEY_REUSED,
+        },
     )
     @action(detail=True, methods=["post", "patch"], permission_classes=[CanAdjustStock])
     def increment(self, request, pk=None):
@@ -285,8 +297,13 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
     @extend_schema(
         summary="Remove stock",
         description="Refused with 409 if it would take stock below zero.",
-        parameters=[idempotency.PARAMETER],
-        responses={200: ProductSerializer, 409: STOCK_CONFLICT, 422: KEY_REUSED},
+        parameters=[idempotency.PARAMETER, IF_MATCH],
+        responses={
+            200: ProductSerializer,
+            409: STOCK_CONFLICT,
+            412: STALE_IF_MATCH,
+            422: KEY_REUSED,
+        },
     )
     @action(detail=True, methods=["post", "patch"], permission_classes=[CanAdjustStock])
     def decrement(self, request, pk=None):
@@ -295,8 +312,13 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
     @extend_schema(
         summary="Set stock to a physical count",
         description="Records the difference as a `count` movement (even when it is 0).",
-        parameters=[idempotency.PARAMETER],
-        responses={200: ProductSerializer, 409: STOCK_CONFLICT, 422: KEY_REUSED},
+        parameters=[idempotency.PARAMETER, IF_MATCH],
+        responses={
+            200: ProductSerializer,
+            409: STOCK_CONFLICT,
+            412: STALE_IF_MATCH,
+            422: KEY_REUSED,
+        },
     )
     @action(detail=True, methods=["post"], permission_classes=[CanCountStock])
     def count(self, request, pk=None):
@@ -330,12 +352,14 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
         """Validate the body, then let the service lock, check, write and record."""
         product_id = positive_id(self.kwargs["pk"])  # an impossible id is a 404 first
         data = validated_body(self, request)
+        expected_versions = parse_if_match(request)  # a malformed one uses up no key either
 
         def execute():
             product = operation(
                 product_id=product_id,
                 audit=audit_from(request, data),
                 expected_quantity=data.get("expected_quantity"),
+                expected_versions=expected_versions,
                 **{quantity_field: data[quantity_field]},
             )
             return product_response(product)
@@ -356,22 +380,35 @@ def product_response(product: Product, status: int = 200) -> Response:
     return Response(
         product_representation().to_representation(product),
         status=status,
-        headers={"ETag": f'"{product.version}"'},
+        headers={"ETag": etag_of_version(product.version)},
     )
 
 
 def parse_if_match(request) -> set[int] | None:
     """The versions an If-Match header accepts; None when absent or `*`.
 
-    Only strong tags can match (RFC 9110), so a weak one matches nothing; a header
-    that is not a list of our ETags at all is a 400.
+    RFC 9110's strong comparison: a tag matches only if it is exactly an ETag we send,
+    `"7"` for version 7, so `"07"` and weak tags (`W/"7"`) match nothing. A header that
+    is not `*` or a list of tags like ours is a 400.
     """
     header = request.headers.get("If-Match")
-    if header is None or header.strip() == "*":
+    if header is None:
         return None
-    if not re.fullmatch(IF_MATCH_PATTERN, header.strip()):
+    header = header.strip(" \t")  # OWS only: str.strip() would drop \xa0 and \v as well
+    if header == "*":
+        return None
+    if not re.fullmatch(IF_MATCH_PATTERN, header):
         raise ValidationError({"If-Match": ['Must be "*" or ETags such as "7".']})
-    return {int(tag.strip()[1:-1]) for tag in header.split(",") if tag.strip()[:1] == '"'}
+    return {
+        int(opaque)
+        for weak, opaque in ENTITY_TAG.findall(header)
+        if not weak and f'"{opaque}"' == etag_of_version(int(opaque))
+    }
+
+
+def etag_of_version(version: int) -> str:
+    """The strong ETag of a product at `version`."""
+    return f'"{version}"'
 
 
 @extend_schema_view(

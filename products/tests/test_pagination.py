@@ -78,8 +78,15 @@ def test_the_ledger_can_be_walked_with_a_cursor(api_client):
     "params",
     [
         {"cursor": "not-a-cursor"},
-        {"cursor": "", "page": "2"},
-        {"cursor": "", "ordering": "sku"},
+        {"cursor": "a"},
+        {"cursor": "a0"},
+        {"cursor": "a01"},
+        {"cursor": "c1"},
+        {"cursor": "a1 "},
+        {"cursor": "a12345678901234567890"},
+        {"cursor": "", "page": "0"},
+        {"cursor": "", "page": "01"},
+        {"cursor": "", "ordering": "nonsense"},
         {"cursor": "", "page_size": "0"},
     ],
 )
@@ -96,20 +103,74 @@ def cursor(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+def results(client, path: str, params: dict) -> list[int]:
+    response = client.get(path, params)
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["results"]]
+
+
 @pytest.mark.parametrize(
     "path", ["/api/products/", "/api/products/below_requirement/", "/api/movements/"]
 )
 @pytest.mark.parametrize(
     "crafted",
-    ["p=abc", "p=1.5", "p=", "p=-1", "p=\x00", "x=1", "o=1", "r=1", f"p={2**63}", "%00"],
+    ["p=1", "p=abc", "p=1.5", "p=", "p=-1", "p=\x00", "x=1", "o=1", "r=1", f"p={2**63}", "%00"],
 )
 def test_crafted_cursors_are_400_not_a_500_or_the_first_page(api_client, path, crafted):
+    # DRF's own base64 cursors included: this API's are `a<id>` and `b<id>`.
     make_product(stock_quantity=0, low_stock_threshold=1)
 
     response = api_client.get(path, {"cursor": cursor(crafted)})
 
     assert response.status_code == 400
-    assert response.json()["errors"] == {"cursor": ["Invalid cursor."]}
+    assert response.json()["errors"] == {
+        "cursor": ["Invalid cursor: follow `next`, or send it empty."]
+    }
+
+
+def test_next_and_previous_hold_the_id_to_continue_from(api_client):
+    products = [make_product() for _ in range(5)]
+
+    data = api_client.get("/api/products/", {"cursor": "", "page_size": 2}).json()
+    assert f"cursor=a{products[1].pk}" in data["next"]
+    data = api_client.get(data["next"]).json()
+    assert f"cursor=b{products[2].pk}" in data["previous"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/products/", "/api/products/below_requirement/", "/api/movements/"]
+)
+def test_every_cursor_the_schema_allows_is_a_place_to_start(api_client, path):
+    # The schema's pattern is the whole truth: `a<id>` and `b<id>` for any id, existing
+    # or not, even past the largest id a row can have.
+    ids = [make_product(stock_quantity=1, low_stock_threshold=5).pk for _ in range(4)]
+    if path == "/api/movements/":
+        ids = sorted(StockMovement.objects.values_list("id", flat=True))
+    huge = "9" * 19  # > 2**63 - 1
+
+    assert results(api_client, path, {"cursor": f"a{ids[1]}"}) == ids[2:]
+    assert results(api_client, path, {"cursor": f"b{ids[2]}"}) == ids[:2]
+    assert results(api_client, path, {"cursor": f"a{ids[-1] + 1000}"}) == []
+    assert results(api_client, path, {"cursor": f"a{2**63 - 1}"}) == []
+    assert results(api_client, path, {"cursor": f"a{huge}"}) == []
+    assert results(api_client, path, {"cursor": f"b{huge}"}) == ids
+    assert results(api_client, path, {"cursor": f"b{huge}", "page_size": 2}) == ids[2:]
+
+
+def test_a_cursor_wins_over_page_and_ordering(api_client):
+    # OpenAPI cannot say that `cursor` excludes `page` and `ordering`, so a schema-driven
+    # client may send them together: the cursor decides, and the links drop the others.
+    products = [make_product(sku=sku) for sku in ("C", "A", "B")]
+    alone = api_client.get("/api/products/", {"cursor": "", "page_size": 2}).json()
+
+    both = api_client.get(
+        "/api/products/", {"cursor": "", "page_size": 2, "page": 7, "ordering": "-sku"}
+    ).json()
+
+    assert both == alone
+    assert [p["id"] for p in both["results"]] == [p.pk for p in products[:2]]
+    assert "page=" not in both["next"].replace("page_size=", "")
+    assert "ordering" not in both["next"]
 
 
 def test_a_cursor_walks_back_through_previous_links(api_client):
@@ -121,3 +182,19 @@ def test_a_cursor_walks_back_through_previous_links(api_client):
     back = api_client.get(data["previous"]).json()
 
     assert [p["id"] for p in back["results"]] == [p.pk for p in products[2:4]]
+
+
+def test_the_schema_declares_the_cursors_the_api_accepts(api_client):
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    for path in (
+        "/api/products/",
+        "/api/products/below_requirement/",
+        "/api/movements/",
+        "/api/products/{id}/movements/",
+    ):
+        parameters = {p["name"]: p for p in schema["paths"][path]["get"]["parameters"]}
+        assert parameters["cursor"]["schema"]["pattern"] == pagination.CURSOR_PATTERN
+        assert "no effect with `cursor`" in parameters["page"]["description"]
+        if "ordering" in parameters:
+            assert "no effect with `cursor`" in parameters["ordering"]["description"]
