@@ -17,11 +17,21 @@ from .text import normalize_sku
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 
 
+class WholeNumberField(forms.IntegerField):
+    """A whole number written as the API writes one: digits, an optional minus, no
+    leading zero (`01` is a 400, as in ids and pages), no spaces, no exponent."""
+
+    def to_python(self, value):
+        if value not in self.empty_values and not re.fullmatch(r"-?(0|[1-9][0-9]*)", value):
+            raise forms.ValidationError("Enter a whole number without leading zeros.")
+        return super().to_python(value)
+
+
 @extend_schema_field(OpenApiTypes.INT64)
 class IntegerFilter(django_filters.NumberFilter):
-    """A 64-bit whole number ("1.5" or "1e5" is a 400, not a silent match on nothing)."""
+    """A 64-bit whole number ("1.5", "1e5" or "01" is a 400, not a silent match)."""
 
-    field_class = forms.IntegerField
+    field_class = WholeNumberField
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("min_value", -(2**63))

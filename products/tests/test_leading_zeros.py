@@ -96,3 +96,26 @@ def test_the_schema_says_so(api_client):
         if parameter["name"] in ("page", "page_size"):
             assert parameter["schema"]["minimum"] == 1
             assert "without a leading zero" in parameter["description"]
+
+
+@pytest.mark.parametrize(
+    ("url", "params"),
+    [
+        ("/api/movements/", {"product": "01"}),
+        ("/api/movements/", {"user": "007"}),
+        ("/api/products/", {"stock_quantity__gte": "05"}),
+        ("/api/products/", {"stock_quantity__lte": "-01"}),
+        ("/api/events/", {"after": "00"}),
+    ],
+)
+def test_integer_filters_refuse_leading_zeros_too(api_client, url, params):
+    response = api_client.get(url, params)
+
+    assert response.status_code == 400
+    assert list(params) == list(response.json()["errors"])
+
+
+def test_integer_filters_take_zero_and_negative_numbers_as_written(api_client):
+    assert api_client.get("/api/products/", {"stock_quantity__gte": "0"}).status_code == 200
+    assert api_client.get("/api/products/", {"stock_quantity__lte": "-5"}).status_code == 200
+    assert api_client.get("/api/events/", {"after": "0"}).status_code == 200
