@@ -2,7 +2,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from products.pagination import ValidatedPageSize
+from core.pagination import ValidatedPageSize
 
 
 class AfterPositionPagination(ValidatedPageSize, BasePagination):

@@ -3,9 +3,9 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 
-from products.filters import IntegerFilter
-from products.permissions import ModelPermissions
-from products.views import StrictQueryParamsMixin, ThrottleFirstMixin
+from core.filters import IntegerFilter
+from core.permissions import ModelPermissions
+from core.views import StrictQueryParamsMixin, ThrottleFirstMixin
 
 from . import services
 from .models import Event, EventType

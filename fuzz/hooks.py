@@ -3,7 +3,7 @@ fault of the API. Every hook says why; keep it that way.
 
 What they no longer need to narrow: `cursor` (the schema's pattern, `a<id>` or `b<id>`,
 is exactly what the API accepts) and `cursor` with `page` or `ordering` (the cursor
-wins; see products/pagination.py).
+wins; see core/pagination.py).
 """
 
 import re

@@ -87,7 +87,7 @@ ERROR_CODES = (
 def problem_response(code: str, detail: str = "", headers: dict | None = None) -> bytes:
     """A whole HTTP response carrying a problem document, after which the connection
     closes. `detail` defaults to the code's own."""
-    from products.errors import PROBLEM_CONTENT_TYPE, problem_bytes  # needs Django set up
+    from core.errors import PROBLEM_CONTENT_TYPE, problem_bytes  # needs Django set up
 
     status, default_detail = PROBLEMS[code]
     body = problem_bytes(status, code, detail or default_detail)

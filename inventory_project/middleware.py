@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from products.errors import PROBLEM_CONTENT_TYPE, problem_bytes
+from core.errors import PROBLEM_CONTENT_TYPE, problem_bytes
 
 LENGTH_REQUIRED_DETAIL = (
     "A request body must be sent with a Content-Length header; "

@@ -214,14 +214,14 @@ REST_FRAMEWORK = {
         "user": THROTTLE_USER,
     },
     "DEFAULT_SCHEMA_CLASS": "products.schema.InventoryAutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "products.pagination.StrictPageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.StrictPageNumberPagination",
     "DEFAULT_METADATA_CLASS": "products.metadata.ActionMetadata",
     "DEFAULT_PARSER_CLASSES": ["products.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "EXCEPTION_HANDLER": "products.errors.problem_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.problem_exception_handler",
     "PAGE_SIZE": PAGE_SIZE,
 }
 

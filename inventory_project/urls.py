@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from products.errors import api_not_found
+from core.errors import api_not_found
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/api/", permanent=False)),
@@ -16,6 +16,6 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
 ]
 
-handler400 = "products.errors.handler400"
-handler404 = "products.errors.handler404"
-handler500 = "products.errors.handler500"
+handler400 = "core.errors.handler400"
+handler404 = "core.errors.handler404"
+handler500 = "core.errors.handler500"

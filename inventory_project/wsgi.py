@@ -33,7 +33,7 @@ def application(environ, start_response):
     if charset_is_usable(environ.get("CONTENT_TYPE", "")):
         return django_application(environ, start_response)
 
-    from products.errors import PROBLEM_CONTENT_TYPE, problem_bytes
+    from core.errors import PROBLEM_CONTENT_TYPE, problem_bytes
 
     body = problem_bytes(
         415,

@@ -8,6 +8,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from core.admin import ReadOnlyAdmin
+
 from . import selectors, services
 from .models import MAX_STOCK, Product, StockMovement
 from .roles import ADJUST_STOCK, VIEW_MOVEMENTS
@@ -231,7 +233,7 @@ class ProductAdmin(SkuKeySearchMixin, admin.ModelAdmin):
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(SkuKeySearchMixin, admin.ModelAdmin):
+class StockMovementAdmin(ReadOnlyAdmin, SkuKeySearchMixin, admin.ModelAdmin):
     """The ledger, read-only: movements are written only by the stock services."""
 
     list_display = [
@@ -256,12 +258,3 @@ class StockMovementAdmin(SkuKeySearchMixin, admin.ModelAdmin):
     list_select_related = ["user"]
     ordering = ["-id"]
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

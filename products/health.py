@@ -18,7 +18,12 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from .errors import PROBLEM_CONTENT_TYPE, RETRY_AFTER_HEADERS, database_unavailable_problem, problem
+from core.errors import (
+    PROBLEM_CONTENT_TYPE,
+    RETRY_AFTER_HEADERS,
+    database_unavailable_problem,
+    problem,
+)
 
 logger = logging.getLogger(__name__)
 

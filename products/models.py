@@ -10,9 +10,8 @@ from django.utils import timezone
 
 from .text import no_nul_characters, normalize_sku, one_line_of_text, validate_sku
 
-# Stock, thresholds and ids are 64-bit signed integers in every database we support.
+# Stock and thresholds are 64-bit signed integers in every database we support.
 MAX_STOCK = 2**63 - 1
-MAX_ID = 2**63 - 1
 MAX_DESCRIPTION_LENGTH = 5000
 MAX_NOTE_LENGTH = 1000
 

@@ -4,9 +4,9 @@ import re
 
 from drf_spectacular.openapi import AutoSchema
 
-from .errors import PROBLEM_CONTENT_TYPE
-from .models import MAX_ID
-from .pagination import DECIMAL
+from core.errors import PROBLEM_CONTENT_TYPE
+from core.limits import MAX_ID
+from core.pagination import DECIMAL
 
 PROBLEM_SCHEMA = {
     "type": "object",

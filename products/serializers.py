@@ -10,9 +10,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 
+from core.limits import MAX_ID
+
 from .models import (
     MAX_DESCRIPTION_LENGTH,
-    MAX_ID,
     MAX_NOTE_LENGTH,
     MAX_STOCK,
     Product,

@@ -12,12 +12,14 @@ these rules up.
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from http import HTTPStatus
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.errors import DomainError
 from events import services as events
 from events.models import EventType
 
@@ -66,15 +68,10 @@ class AdjustmentLine:
     sku: str | None = None
 
 
-class InventoryError(Exception):
-    """A business rule refused the change; nothing was written."""
+class InventoryError(DomainError):
+    """A stock or product rule refused the change; nothing was written."""
 
     code = "inventory_error"
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
 
 
 class InvalidQuantity(InventoryError):
@@ -83,6 +80,7 @@ class InvalidQuantity(InventoryError):
 
 class InsufficientStock(InventoryError):
     code = "insufficient_stock"
+    status = HTTPStatus.CONFLICT
 
     def __init__(self, *, available: int, requested: int) -> None:
         super().__init__(
@@ -94,6 +92,7 @@ class InsufficientStock(InventoryError):
 
 class StockLimitExceeded(InventoryError):
     code = "stock_limit_exceeded"
+    status = HTTPStatus.CONFLICT
 
     def __init__(self, *, current: int, requested: int) -> None:
         super().__init__(
@@ -107,6 +106,7 @@ class StockChanged(InventoryError):
     """The caller's compare-and-set `expected_quantity` no longer holds."""
 
     code = "stock_changed"
+    status = HTTPStatus.CONFLICT
 
     def __init__(self, *, current: int, expected: int) -> None:
         super().__init__(
@@ -120,6 +120,7 @@ class VersionMismatch(InventoryError):
     """The caller's If-Match names a version of the product that is no longer current."""
 
     code = "precondition_failed"
+    status = HTTPStatus.PRECONDITION_FAILED
 
     def __init__(self, *, current: int) -> None:
         super().__init__(
@@ -131,6 +132,7 @@ class VersionMismatch(InventoryError):
 
 class DuplicateSku(InventoryError):
     code = "duplicate_sku"
+    status = HTTPStatus.CONFLICT
 
     def __init__(self, sku: str, existing: Product | None = None) -> None:
         message, extra = f"A product with SKU {sku!r} already exists.", {}
@@ -146,7 +148,10 @@ class DuplicateSku(InventoryError):
 
 
 class UnknownProducts(InventoryError):
+    """Well-formed, but naming products that do not exist: it cannot be carried out."""
+
     code = "unknown_product"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
 
     def __init__(self, lines: list[dict]) -> None:
         super().__init__("Some lines name no existing product; nothing changed.", lines=lines)
@@ -154,6 +159,8 @@ class UnknownProducts(InventoryError):
 
 class LinesRefused(InventoryError):
     """Bulk adjustment lines that would take stock below 0 (or past the maximum)."""
+
+    status = HTTPStatus.CONFLICT
 
     def __init__(self, code: str, lines: list[dict]) -> None:
         self.code = code

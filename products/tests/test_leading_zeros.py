@@ -6,7 +6,8 @@ parameter it is a 400, in a path a 404 (like any id no row can have).
 
 import pytest
 
-from products.models import MAX_ID, StockMovement
+from core.limits import MAX_ID
+from products.models import StockMovement
 
 from .conftest import make_product
 

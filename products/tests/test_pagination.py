@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from products import pagination
+from core import pagination
 from products.models import StockMovement
 
 from .conftest import make_product

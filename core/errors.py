@@ -16,11 +16,12 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import (
+    ObjectDoesNotExist,
     RequestDataTooBig,
     SuspiciousOperation,
 )
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 from django.http import Http404, HttpRequest, JsonResponse
@@ -30,34 +31,27 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .models import Product, StockMovement
-from .services import (
-    DuplicateSku,
-    InsufficientStock,
-    InventoryError,
-    LinesRefused,
-    StockChanged,
-    StockLimitExceeded,
-    UnknownProducts,
-    VersionMismatch,
-)
-
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
 
-# Domain errors not listed here (an invalid quantity) are 400s. A bulk adjustment naming
-# products that do not exist is well-formed but cannot be carried out: 422.
-DOMAIN_STATUS = {
-    InsufficientStock: HTTPStatus.CONFLICT,
-    StockLimitExceeded: HTTPStatus.CONFLICT,
-    StockChanged: HTTPStatus.CONFLICT,
-    LinesRefused: HTTPStatus.CONFLICT,
-    DuplicateSku: HTTPStatus.CONFLICT,
-    VersionMismatch: HTTPStatus.PRECONDITION_FAILED,
-    UnknownProducts: HTTPStatus.UNPROCESSABLE_ENTITY,
-}
+
+class DomainError(Exception):
+    """A business rule refused the request; nothing was written.
+
+    Raised by an app's services, answered here as a problem document: `code` names
+    it, `status` is its HTTP status (400 unless a subclass says otherwise), and the
+    keyword arguments become extra members of the problem document.
+    """
+
+    code = "domain_error"
+    status = HTTPStatus.BAD_REQUEST
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -94,7 +88,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's EXCEPTION_HANDLER: turn any exception into a problem response."""
     request = context.get("request")
     instance = request.path if request is not None else ""
-    if isinstance(exc, (Http404, Product.DoesNotExist, StockMovement.DoesNotExist)):
+    if isinstance(exc, (Http404, ObjectDoesNotExist)):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -106,8 +100,8 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
         logger.warning("Refused a suspicious request: %s", exc)
         exc = exceptions.ValidationError({"non_field_errors": [str(exc)]}, code="bad_request")
 
-    if isinstance(exc, InventoryError):
-        status = DOMAIN_STATUS.get(type(exc), HTTPStatus.BAD_REQUEST)
+    if isinstance(exc, DomainError):
+        status = exc.status
         body = problem(status, exc.code, exc.message, instance=instance, **exc.extra)
         response = Response(body, status=status)
     elif isinstance(exc, DataError):  # a value the database cannot hold: bad input

@@ -20,7 +20,7 @@ from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagina
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-from .models import MAX_ID
+from .limits import MAX_ID
 
 COUNT_CAP = 1_000
 MAX_PAGE_SIZE = 500
