@@ -7,7 +7,6 @@ from datetime import UTC
 import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 NO_NUL_PATTERN = r"^[^\u0000]*$"
@@ -23,9 +22,9 @@ class WholeNumberField(forms.IntegerField):
         return super().to_python(value)
 
 
-@extend_schema_field(OpenApiTypes.INT64)
 class IntegerFilter(django_filters.NumberFilter):
-    """A 64-bit whole number ("1.5", "1e5" or "01" is a 400, not a silent match)."""
+    """A 64-bit whole number ("1.5", "1e5" or "01" is a 400, not a silent match), within
+    `min_value` and `max_value`, which the schema states too."""
 
     field_class = WholeNumberField
 
@@ -33,6 +32,9 @@ class IntegerFilter(django_filters.NumberFilter):
         kwargs.setdefault("min_value", -(2**63))
         kwargs.setdefault("max_value", 2**63 - 1)
         super().__init__(*args, **kwargs)
+        schema = {"type": "integer", "format": "int64"}
+        schema.update(minimum=kwargs["min_value"], maximum=kwargs["max_value"])
+        extend_schema_field(schema)(self)
 
 
 def text_filter(max_length: int, min_length: int = 1, **kwargs) -> django_filters.CharFilter:
