@@ -48,12 +48,16 @@ class EventViewSet(
 
     @property
     def paginator(self):
+        # Always `after`: the mixin's switch to an id cursor (for ?cursor=) is for lists
+        # walked in id order, not for the feed.
         if not hasattr(self, "_paginator"):
             self._paginator = self.pagination_class()
         return self._paginator
 
     def list(self, request, *args, **kwargs):
+        events = self.filter_queryset(self.get_queryset())  # a bad filter is a 400 first
         # Publish what has committed since the worker last did, so that the feed is
         # complete without one (the embedded SQLite default has none).
         services.publish()
-        return super().list(request, *args, **kwargs)
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .text import no_nul_characters, normalize_sku, one_line_of_text, validate_sku
+from .text import ONE_LINE_RULES, SKU_RULES, no_nul_characters, normalize_sku
 
 # Stock and thresholds are 64-bit signed integers in every database we support.
 MAX_STOCK = 2**63 - 1
@@ -35,12 +35,12 @@ class Product(models.Model):
     sku = models.CharField(
         "SKU",
         max_length=64,
-        validators=[validate_sku],
+        validators=SKU_RULES,
         help_text="Unique: SKUs that differ only in case, width or invisible characters "
         "are the same SKU.",
     )
     sku_key = SkuKeyField("SKU key")
-    name = models.CharField(max_length=200, validators=[one_line_of_text])
+    name = models.CharField(max_length=200, validators=ONE_LINE_RULES)
     description = models.TextField(
         blank=True,
         default="",
@@ -159,7 +159,7 @@ class StockMovement(models.Model):
         max_length=100,
         blank=True,
         default="",
-        validators=[one_line_of_text],
+        validators=ONE_LINE_RULES,
         help_text="E.g. a purchase order or delivery number.",
     )
     delta = models.BigIntegerField()

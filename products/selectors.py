@@ -27,8 +27,10 @@ def product_with_sku(sku: str, *, exclude_id: int | None = None) -> Product | No
     return queryset.only("pk", "sku").first()
 
 
-def sku_collisions(products: QuerySet) -> list[list[tuple[int, str]]]:
-    """Groups of `(id, sku)` of products whose SKUs are one SKU under normalize_sku.
+def sku_problems(products: QuerySet) -> tuple[list[list[tuple[int, str]]], list[tuple[int, str]]]:
+    """What stands in the way of the SKU rule: groups of `(id, sku)` of products whose
+    SKUs are one SKU under normalize_sku, and products whose SKU has no identity at all
+    (nothing visible).
 
     Reads only the id and SKU columns, so it works on a database whose products have no
     `sku_key` yet (migration 0009 and `manage.py sku_report` use it before it exists).
@@ -37,7 +39,8 @@ def sku_collisions(products: QuerySet) -> list[list[tuple[int, str]]]:
     rows = products.order_by("pk").values_list("pk", "sku").iterator(chunk_size=2000)
     for pk, sku in rows:
         groups.setdefault(normalize_sku(sku), []).append((pk, sku))
-    return [group for group in groups.values() if len(group) > 1]
+    blank = groups.pop("", [])
+    return [group for group in groups.values() if len(group) > 1], blank
 
 
 class SearchText(Func):

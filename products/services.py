@@ -521,14 +521,18 @@ class _Announcement:
             data["movement"] = movement
         self.events.append(events.NewEvent(event_type, product.pk, product.event_sequence, data))
 
-    def stock_changed(self, product: Product, movement: StockMovement, *, was_low) -> None:
+    def stock_changed(
+        self, product: Product, movement: StockMovement, *, was_low: bool | None
+    ) -> None:
         """A movement's event, then the threshold crossing it made, if any (edge-
         triggered: staying low through ten decrements is one `stock.low`)."""
         snapshot = represent_product(product)
         self.add(product, EventType.STOCK_CHANGED, snapshot, represent_movement(movement))
         self.crossing(product, was_low=was_low, snapshot=snapshot)
 
-    def crossing(self, product: Product, *, was_low: bool | None, snapshot=None) -> None:
+    def crossing(
+        self, product: Product, *, was_low: bool | None, snapshot: dict | None = None
+    ) -> None:
         low = product.is_below_requirement
         if was_low is not None and low != was_low:
             self.add(product, EventType.STOCK_LOW if low else EventType.STOCK_RECOVERED, snapshot)

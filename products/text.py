@@ -5,17 +5,22 @@ ModelForm (the admin), the API's serializers and `full_clean()` (the services) a
 apply the same ones; `normalize_sku` is the only definition of "the same SKU".
 """
 
+import re
 import unicodedata
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
 
 def _format_characters() -> str:
-    """Unicode's format characters (category Cf) in the Basic Multilingual Plane, as the
+    """Unicode's format characters (category Cf) of the Basic Multilingual Plane, as the
     inside of a regex class of \\u escapes: the zero-width and bidi controls, the soft
-    hyphen, the byte-order mark and the rest. (The few beyond the BMP, such as tag
-    characters, have no escape in the schema's ECMA-262 patterns; normalize_sku leaves
-    them out of a SKU's identity all the same.)"""
+    hyphen, the byte-order mark and the rest.
+
+    Only the BMP's: the schema's ECMA-262 patterns have no escape for the few beyond it
+    (musical and hieroglyph format controls, tag characters), so the rules below leave
+    those alone everywhere -- the SKU's identity included -- rather than refuse what the
+    schema allows."""
     codes = [code for code in range(0x10000) if unicodedata.category(chr(code)) == "Cf"]
     ranges, start = [], codes[0]
     for previous, code in zip(codes, [*codes[1:], None], strict=True):
@@ -27,37 +32,56 @@ def _format_characters() -> str:
 
 # Control characters (C0, DEL, C1) and the line and paragraph separators.
 CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
-# Characters that show nothing: zero-width spaces and joiners, bidi controls, word
-# joiners and invisible operators, the byte-order mark.
-INVISIBLE = r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
-FORMAT = _format_characters()  # INVISIBLE and the rest of category Cf
+# Characters that show nothing: zero-width spaces and joiners, bidi controls, the
+# byte-order mark, the soft hyphen and the rest of the BMP's category Cf.
+FORMAT = _format_characters()
+FORMAT_CHARACTERS = re.compile(f"[{FORMAT}]")
 
 one_line_of_text = RegexValidator(
-    rf"^[^{CONTROL}]*[^\s{CONTROL}{INVISIBLE}][^{CONTROL}]*\Z",
+    rf"^[^{CONTROL}]*[^\s{CONTROL}{FORMAT}][^{CONTROL}]*\Z",
     "Must be one line of visible text, without control characters.",
 )
 no_nul_characters = RegexValidator(r"^[^\x00]*\Z", "Null characters are not allowed.")
 # A SKU is one line of visible text with no format (invisible) characters at all: they
 # are left out of its identity anyway (normalize_sku), so storing one would only make
 # two labels that print the same look different here.
-validate_sku = RegexValidator(
+sku_text = RegexValidator(
     rf"^[^{CONTROL}{FORMAT}]*[^\s{CONTROL}{FORMAT}][^{CONTROL}{FORMAT}]*\Z",
     "Must be one line of visible text, without control characters or invisible "
     "formatting characters (zero-width, bidi controls, byte-order mark).",
 )
 
 
+def trimmed(value: str) -> None:
+    """No white space around the text. The API's fields and the admin's forms trim it
+    before they validate; a service called with it directly must not store it."""
+    if value != value.strip():
+        raise ValidationError("Must not begin or end with white space.", code="untrimmed")
+
+
 def normalize_sku(sku: str) -> str:
     """The identity of a SKU: two SKUs are the same product when these agree.
 
     Unicode compatibility caseless matching (NFKC of the case-folded text, as in
-    Unicode's definition D146), with format characters (zero-width, bidi controls,
-    byte-order mark) removed and white space trimmed, runs of it counting as one space.
-    So `ABC-1`, `abc-1`, fullwidth `ＡＢＣ-1` and `ABC-1` with a zero-width space are one
-    SKU; so are `STRASSE-1` and `straße-1`, `ΑΣ-1` and `ας-1`, and a decomposed and a
-    composed `café`.
+    Unicode's definition D146), with the format characters of FORMAT (zero-width, bidi
+    controls, byte-order mark, ...) removed and white space trimmed, runs of it counting
+    as one space. So `ABC-1`, `abc-1` and fullwidth `ＡＢＣ-1` are one SKU, and a lookup of
+    `ABC-1` with a zero-width space finds it; so are `STRASSE-1` and `straße-1`, `ΑΣ-1`
+    and `ας-1`, and a decomposed and a composed `café`.
     """
     text = unicodedata.normalize("NFD", sku).casefold()
     text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKD", text).casefold())
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return " ".join(text.split())
+    return " ".join(FORMAT_CHARACTERS.sub("", text).split())
+
+
+def has_identity(sku: str) -> None:
+    """A SKU whose identity (normalize_sku) is not empty."""
+    if not normalize_sku(sku):
+        raise ValidationError("Must have a visible character.", code="blank_identity")
+
+
+# A SKU's rules, for the model field: its text (the schema states `sku_text` as the
+# pattern), no white space around it, and an identity.
+SKU_RULES = [sku_text, trimmed, has_identity]
+# A one-line field's rules: names and references.
+ONE_LINE_RULES = [one_line_of_text, trimmed]

@@ -5,10 +5,11 @@ import threading
 import pytest
 from django.db import connection
 
+from events import services as events
 from events.models import Event
 from products import services
 
-from .conftest import make_product, make_user, requires_postgres, token_client
+from .conftest import make_product, make_user, requires_postgres, run_together, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,8 @@ def test_the_feed_lists_every_event_in_order_and_continues_after_a_position(api_
         (first.pk, "stock.changed"),
         (first.pk, "stock.low"),
     ]
-    assert [e["position"] for e in events] == sorted(e["position"] for e in events)
+    first = events[0]["position"]
+    assert [e["position"] for e in events] == list(range(first, first + 6))
     assert len({e["id"] for e in events}) == 6
     assert [(e["product_id"], e["type"], e["sequence"]) for e in later["results"]] == [
         (second.pk, "stock.changed", 3)
@@ -124,3 +126,31 @@ def test_an_event_that_commits_late_is_placed_after_those_already_read(api_clien
     assert slow_event.pk < fast_event.pk  # written first
     assert seen[-1]["product_id"] == fast.pk
     assert [(e["product_id"], e["sequence"]) for e in after] == [(slow.pk, 3)]
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_publishers_racing_each_other_hand_out_each_position_once():
+    """Ten publishers at once, while events keep committing: positions 1..n, each
+    event exactly once (without the advisory lock they collide on `position`)."""
+    products = [make_product(stock_quantity=100) for _ in range(5)]
+    Event.objects.update(position=None)
+    published = []
+
+    def publisher():
+        for _ in range(5):
+            published.append(events.publish(limit=7))
+
+    def writer(product):
+        def work():
+            for _ in range(5):
+                services.decrement_stock(product_id=product.pk, quantity=1)
+
+        return work
+
+    run_together([publisher for _ in range(10)] + [writer(p) for p in products])
+    published.append(events.publish())
+
+    positions = list(Event.objects.order_by("position").values_list("position", flat=True))
+    assert positions == list(range(1, len(positions) + 1))
+    assert sum(published) == len(positions) == 5 * 2 + 5 * 5

@@ -4,10 +4,15 @@ Until now SKUs were unique under SQL `LOWER(sku)`, while bulk lines were matched
 Python's `str.lower()`, and the two disagree on real text. Products and movements get
 a `sku_key` column filled from their SKU, and the unique index moves to it.
 
-Products that the new rule makes one SKU (say `ABC-1` and fullwidth `ＡＢＣ-1`) are not
-merged: the migration stops, names them, and changes nothing (PostgreSQL runs it in one
-transaction). Rename all but one of each group with the release you are running, then
-migrate again. `manage.py sku_report` lists the same groups without migrating.
+Products that the new rule makes one SKU (say `ABC-1` and fullwidth `ＡＢＣ-1`), or whose
+SKU has nothing visible, are not merged or guessed at: the migration stops, names them,
+and changes nothing (PostgreSQL runs it in one transaction). Rename them with the
+release you are running, then migrate again. `manage.py sku_report` lists the same
+products without migrating.
+
+The migration holds its tables' locks until it commits: on PostgreSQL the keys are
+filled set-based (see _fill_on_postgresql), a few seconds per million movements, but
+plan it for a quiet moment on a big ledger.
 """
 
 import django.core.validators
@@ -17,32 +22,85 @@ import products.models
 import products.selectors
 import products.text
 
-BATCH = 2000
+BATCH = 5000
 
 
 def fill_sku_keys(apps, schema_editor):
     Product = apps.get_model("products", "Product")
     StockMovement = apps.get_model("products", "StockMovement")
-    collisions = products.selectors.sku_collisions(Product.objects.all())
-    if collisions:
-        listing = "\n".join(
-            "  " + ", ".join(f"id {pk}: {sku!r}" for pk, sku in group) for group in collisions
+    collisions, blank = products.selectors.sku_problems(Product.objects.all())
+    if collisions or blank:
+        raise RuntimeError(_report(collisions, blank))
+    if schema_editor.connection.vendor == "postgresql":
+        _fill_on_postgresql(schema_editor.connection, Product)
+    else:
+        for model in (Product, StockMovement):
+            _fill_row_by_row(model)
+
+
+def _report(collisions, blank) -> str:
+    lines = [
+        "  same SKU: " + ", ".join(f"id {pk}: {sku!r}" for pk, sku in group)
+        for group in collisions
+    ]
+    lines += [f"  nothing visible: id {pk}: {sku!r}" for pk, sku in blank]
+    return (
+        f"{len(collisions)} group(s) of products have SKUs that are one SKU under the new "
+        "rule (case, width and invisible characters ignored; see README, SKUs), and "
+        f"{len(blank)} product(s) have a SKU with nothing visible:\n"
+        + "\n".join(lines)
+        + "\nNothing was changed. Rename all but one product of each group, and each "
+        "product with nothing visible (with the release you are running now), then "
+        "migrate again."
+    )
+
+
+def _fill_on_postgresql(connection, Product) -> None:
+    """Set-based, for big tables: products by id in batches; then every movement whose
+    SKU is still its product's, in one join; then the rest (renamed or deleted
+    products') by SKU."""
+    with connection.cursor() as cursor:
+        rows = Product.objects.order_by("pk").values_list("pk", "sku")
+        for batch in _batches(rows.iterator(chunk_size=BATCH)):
+            values = [(pk, products.text.normalize_sku(sku)) for pk, sku in batch]
+            cursor.execute(
+                "UPDATE products_product SET sku_key = v.key "
+                f"FROM (VALUES {', '.join(['(%s::bigint, %s)'] * len(values))}) AS v(id, key) "
+                "WHERE products_product.id = v.id",
+                [item for pair in values for item in pair],
+            )
+        cursor.execute(
+            "UPDATE products_stockmovement AS m SET sku_key = p.sku_key "
+            "FROM products_product AS p WHERE m.product_id = p.id AND m.sku = p.sku"
         )
-        raise RuntimeError(
-            f"{len(collisions)} group(s) of products have SKUs that are one SKU under the "
-            "new rule (case, width and invisible characters ignored; see README, SKUs):\n"
-            f"{listing}\nNothing was changed. Rename all but one product of each group "
-            "(with the release you are running now), then migrate again."
-        )
-    for model in (Product, StockMovement):
-        batch = []
-        for row in model.objects.only("pk", "sku").iterator(chunk_size=BATCH):
+        cursor.execute("SELECT DISTINCT sku FROM products_stockmovement WHERE sku_key IS NULL")
+        for batch in _batches(sku for (sku,) in cursor.fetchall()):
+            values = [(sku, products.text.normalize_sku(sku)) for sku in batch]
+            cursor.execute(
+                "UPDATE products_stockmovement SET sku_key = v.key "
+                f"FROM (VALUES {', '.join(['(%s, %s)'] * len(values))}) AS v(sku, key) "
+                "WHERE products_stockmovement.sku_key IS NULL "
+                "AND products_stockmovement.sku = v.sku",
+                [item for pair in values for item in pair],
+            )
+
+
+def _fill_row_by_row(model) -> None:
+    for batch in _batches(model.objects.only("pk", "sku").iterator(chunk_size=BATCH)):
+        for row in batch:
             row.sku_key = products.text.normalize_sku(row.sku)
-            batch.append(row)
-            if len(batch) == BATCH:
-                model.objects.bulk_update(batch, ["sku_key"])
-                batch = []
         model.objects.bulk_update(batch, ["sku_key"])
+
+
+def _batches(rows):
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class Migration(migrations.Migration):
@@ -94,14 +152,21 @@ class Migration(migrations.Migration):
                 help_text="Unique: SKUs that differ only in case, width or invisible "
                 "characters are the same SKU.",
                 max_length=64,
-                validators=[products.text.validate_sku],
+                validators=[
+                    products.text.sku_text,
+                    products.text.trimmed,
+                    products.text.has_identity,
+                ],
                 verbose_name="SKU",
             ),
         ),
         migrations.AlterField(
             model_name="product",
             name="name",
-            field=models.CharField(max_length=200, validators=[products.text.one_line_of_text]),
+            field=models.CharField(
+                max_length=200,
+                validators=[products.text.one_line_of_text, products.text.trimmed],
+            ),
         ),
         migrations.AlterField(
             model_name="product",
@@ -137,7 +202,7 @@ class Migration(migrations.Migration):
                 default="",
                 help_text="E.g. a purchase order or delivery number.",
                 max_length=100,
-                validators=[products.text.one_line_of_text],
+                validators=[products.text.one_line_of_text, products.text.trimmed],
             ),
         ),
     ]

@@ -114,3 +114,21 @@ def test_seed_products_gives_the_same_data_for_the_same_seed():
         list(Product.objects.order_by("sku").values_list("name", "price", "stock_quantity"))
         == first
     )
+
+
+def test_seed_products_announces_its_products_as_create_product_does():
+    from events.models import Event
+    from products.models import Product
+
+    run("seed_products", "--count", "60", "--batch-size", "25")
+
+    for product in Product.objects.all():
+        events = list(Event.objects.filter(product_id=product.pk).order_by("sequence"))
+        expected = ["product.created"]
+        expected += ["stock.changed"] if product.stock_quantity else []
+        expected += ["stock.low"] if product.is_below_requirement else []
+        assert [e.type for e in events] == expected
+        assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+        assert product.event_sequence == len(events)
+        assert events[0].data["product"]["sku"] == product.sku
+    assert Event.objects.filter(type="stock.low").exists()

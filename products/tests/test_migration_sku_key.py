@@ -66,7 +66,7 @@ def test_products_that_become_one_sku_stop_the_migration_and_nothing_changes(bef
         migrate(AFTER)
 
     message = str(stopped.value)
-    assert f"id {first.pk}: 'ABC-1', id {twin.pk}: 'ａｂｃ-1'" in message
+    assert f"same SKU: id {first.pk}: 'ABC-1', id {twin.pk}: 'ａｂｃ-1'" in message
     assert "OTHER-1" not in message
     assert "Nothing was changed" in message
     with connection.cursor() as cursor:
@@ -76,3 +76,28 @@ def test_products_that_become_one_sku_stop_the_migration_and_nothing_changes(bef
         ]
     assert "sku_key" not in columns
     assert before_0009.get_model("products", "Product").objects.count() == 3
+
+
+def test_a_sku_with_nothing_visible_stops_the_migration_naming_it(before_0009):
+    """The old admin form saved such SKUs (issue 12); their key would be empty."""
+    blank = insert(before_0009, "\u200b\u200b")
+
+    with pytest.raises(RuntimeError) as stopped:
+        migrate(AFTER)
+
+    assert f"nothing visible: id {blank.pk}: '\\u200b\\u200b'" in str(stopped.value)
+
+
+def test_movements_of_renamed_and_deleted_products_get_their_own_keys(before_0009):
+    Movement = before_0009.get_model("products", "StockMovement")
+    product = insert(before_0009, "NEW-NAME")
+    fields = {"product_name": "x", "kind": "count", "reason": "count", "delta": 0}
+    fields |= {"quantity_before": 0, "quantity_after": 0, "source": "command"}
+    Movement.objects.create(product_id=product.pk, sku="ＯＬＤ-NAME", **fields)
+    Movement.objects.create(product_id=None, sku="Gone-1", **fields)
+    Movement.objects.create(product_id=product.pk, sku="NEW-NAME", **fields)
+
+    apps = migrate(AFTER)
+
+    keys = apps.get_model("products", "StockMovement").objects.order_by("pk")
+    assert list(keys.values_list("sku_key", flat=True)) == ["old-name", "gone-1", "new-name"]

@@ -281,6 +281,8 @@ def test_sku_report_lists_products_that_are_one_sku_and_fields_that_break_the_ru
     # Rows from before the rule, written around it as an old release could have.
     Product.objects.filter(pk=twin.pk).update(sku="ａｂｃ-1", sku_key="legacy")
     Product.objects.filter(pk=first.pk).update(name="Two\nlines")
+    invisible = make_product(sku="INVISIBLE")
+    Product.objects.filter(pk=invisible.pk).update(sku="\u200b", sku_key="legacy-2")
     out = io.StringIO()
 
     with pytest.raises(CommandError):
@@ -289,4 +291,41 @@ def test_sku_report_lists_products_that_are_one_sku_and_fields_that_break_the_ru
     report = out.getvalue()
     assert f"product {first.pk} 'ABC-1', product {twin.pk} 'ａｂｃ-1'" in report
     assert f"Product {first.pk}: name" in report
-    assert "1 group(s) of products with one SKU; 1 field(s)" in report
+    assert f"Nothing visible: product {invisible.pk} '\\u200b'" in report
+    assert f"Product {invisible.pk}: sku" in report
+    assert (
+        "1 group(s) of products with one SKU; 1 SKU(s) with nothing visible; 2 field(s)" in report
+    )
+
+
+@pytest.mark.parametrize("sku", ["\U0001d173", "AB\U000e0041", "\U000110bd-1"])
+def test_format_characters_beyond_the_bmp_count_as_characters_everywhere(api_client, sku):
+    """The schema's pattern cannot name them, so no rule treats them as invisible: such a
+    SKU is stored, and is its own SKU (never a 500 for an empty identity)."""
+    response = api_client.post("/api/products/", {"sku": sku, "name": "Odd"}, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert Product.objects.get().sku_key == normalize_sku(sku) != ""
+
+
+def test_a_name_of_format_characters_only_is_refused(api_client):
+    response = api_client.post(
+        "/api/products/", {"sku": "FMT-1", "name": "\u2066\u00ad"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "name" in response.json()["errors"]
+
+
+@pytest.mark.parametrize("field", ["sku", "name"])
+def test_the_services_refuse_text_with_space_around_it(field):
+    """The API and the admin trim before they validate; a direct caller gets a refusal
+    rather than a SKU that a PUT of it unchanged would silently change."""
+    fields = {"sku": "PAD-2", "name": "Padded"}
+    fields[field] = f" {fields[field]} "
+
+    with pytest.raises(ValidationError) as refused:
+        services.create_product(**fields)
+
+    assert field in refused.value.message_dict
+    assert not Product.objects.exists()

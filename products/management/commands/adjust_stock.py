@@ -20,7 +20,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("sku", help="SKU of the product (case-insensitive)")
+        parser.add_argument(
+            "sku", help="SKU of the product (any case, width or spacing: README, SKUs)"
+        )
         operation = parser.add_mutually_exclusive_group(required=True)
         operation.add_argument("--increment", type=quantity, metavar="N", help="add N units")
         operation.add_argument("--decrement", type=quantity, metavar="N", help="remove N units")

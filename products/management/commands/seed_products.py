@@ -5,7 +5,11 @@ from decimal import Decimal
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from events import services as events
+from events.models import EventType
 from products.models import Product, StockMovement
+from products.serializers import represent_movement, represent_product
+from products.text import normalize_sku
 
 ADJECTIVES = [
     "Heavy-duty", "Galvanised", "Stainless", "Compact", "Industrial", "Reinforced",
@@ -46,30 +50,29 @@ class Command(BaseCommand):
 
     @staticmethod
     def _seed_batch(numbers: range, seed: int) -> int:
+        """One transaction: the batch's new products, their `initial` movements and their
+        events (created, stock changed, low), as the services would announce them."""
         skus = [f"SEED-{n:09d}" for n in numbers]
         with transaction.atomic():
-            existing = set(Product.objects.filter(sku__in=skus).values_list("sku", flat=True))
-            products = Product.objects.bulk_create(
+            keys = [normalize_sku(sku) for sku in skus]
+            existing = set(
+                Product.objects.filter(sku_key__in=keys).values_list("sku_key", flat=True)
+            )
+            products = [
                 _product(n, sku, random.Random(seed * 1_000_003 + n))
-                for n, sku in zip(numbers, skus, strict=True)
-                if sku not in existing
-            )
-            StockMovement.objects.bulk_create(
-                StockMovement(
-                    product=product,
-                    sku=product.sku,
-                    product_name=product.name,
-                    kind=StockMovement.Kind.INITIAL,
-                    reason=StockMovement.Reason.RECEIVED,
-                    note="Demo data (seed_products).",
-                    delta=product.stock_quantity,
-                    quantity_before=0,
-                    quantity_after=product.stock_quantity,
-                    source=StockMovement.Source.COMMAND,
+                for n, sku, key in zip(numbers, skus, keys, strict=True)
+                if key not in existing
+            ]
+            for product in products:
+                product.event_sequence = 1 + bool(product.stock_quantity) + _low(product)
+            products = Product.objects.bulk_create(products)
+            movements = {
+                movement.product_id: movement
+                for movement in StockMovement.objects.bulk_create(
+                    _initial(product) for product in products if product.stock_quantity
                 )
-                for product in products
-                if product.stock_quantity
-            )
+            }
+            events.record(_announcements(products, movements))
         return len(products)
 
     def _progress(self, done: int, total: int, started: float) -> None:
@@ -95,3 +98,40 @@ def _product(n: int, sku: str, rng: random.Random) -> Product:
         stock_quantity=stock,
         low_stock_threshold=threshold,
     )
+
+
+def _low(product: Product) -> bool:
+    return product.is_below_requirement
+
+
+def _initial(product: Product) -> StockMovement:
+    return StockMovement(
+        product=product,
+        sku=product.sku,
+        product_name=product.name,
+        kind=StockMovement.Kind.INITIAL,
+        reason=StockMovement.Reason.RECEIVED,
+        note="Demo data (seed_products).",
+        delta=product.stock_quantity,
+        quantity_before=0,
+        quantity_after=product.stock_quantity,
+        source=StockMovement.Source.COMMAND,
+    )
+
+
+def _announcements(products, movements) -> list[events.NewEvent]:
+    """Each product's events, numbered from 1, as create_product announces them."""
+    announced = []
+    for product in products:
+        shown = {"product": represent_product(product)}
+        kinds = [(EventType.PRODUCT_CREATED, shown)]
+        if product.pk in movements:
+            movement = represent_movement(movements[product.pk])
+            kinds.append((EventType.STOCK_CHANGED, {**shown, "movement": movement}))
+        if _low(product):
+            kinds.append((EventType.STOCK_LOW, shown))
+        announced += [
+            events.NewEvent(kind, product.pk, sequence, data)
+            for sequence, (kind, data) in enumerate(kinds, start=1)
+        ]
+    return announced
