@@ -16,11 +16,12 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import (
+    ObjectDoesNotExist,
     RequestDataTooBig,
     SuspiciousOperation,
 )
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 from django.http import Http404, HttpRequest, JsonResponse
@@ -30,7 +31,8 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .models import Product, StockMovement
+from events.services import WebhookError
+
 from .services import (
     DuplicateSku,
     InsufficientStock,
@@ -94,7 +96,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's EXCEPTION_HANDLER: turn any exception into a problem response."""
     request = context.get("request")
     instance = request.path if request is not None else ""
-    if isinstance(exc, (Http404, Product.DoesNotExist, StockMovement.DoesNotExist)):
+    if isinstance(exc, (Http404, ObjectDoesNotExist)):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -110,6 +112,9 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
         status = DOMAIN_STATUS.get(type(exc), HTTPStatus.BAD_REQUEST)
         body = problem(status, exc.code, exc.message, instance=instance, **exc.extra)
         response = Response(body, status=status)
+    elif isinstance(exc, WebhookError):  # events' rules carry their own status
+        body = problem(exc.status, exc.code, exc.message, instance=instance, **exc.extra)
+        response = Response(body, status=exc.status)
     elif isinstance(exc, DataError):  # a value the database cannot hold: bad input
         logger.warning("Database refused a value on %s", instance, exc_info=exc)
         body = problem(
