@@ -27,6 +27,7 @@ class EventAdmin(admin.ModelAdmin):
 
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(max_length=2000, assume_scheme="https")
+
     class Meta:
         model = WebhookEndpoint
         fields = ["url", "event_types", "description", "is_active"]

@@ -277,10 +277,10 @@ def send(target: Target, headers: dict[str, str], body: bytes) -> Outcome:
             )
             response.release_conn()
             break
+        except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError too
+            outcome = Outcome(error=f"Could not connect to {address}: {_reason(exc)}")
         except urllib3.exceptions.ConnectTimeoutError:
             outcome = Outcome(error=f"Timed out connecting to {address}.")
-        except urllib3.exceptions.NewConnectionError as exc:
-            outcome = Outcome(error=f"Could not connect to {address}: {_reason(exc)}")
         except urllib3.exceptions.ReadTimeoutError:
             outcome = Outcome(error=f"No answer within {total:g} s.")
             break

@@ -101,7 +101,7 @@ class Receiver:
             raise RuntimeError("no free port in 8340-8399 for the test receiver")
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks?source=inventory"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def verify(self, body: bytes, headers: dict[str, str]) -> bool:
