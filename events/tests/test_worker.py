@@ -3,6 +3,7 @@ every signature, PostgreSQL. Stock changes made through the API reach the receiv
 sequence order, at least once, through failures, a killed worker and killed database
 connections."""
 
+import itertools
 import threading
 import time
 from collections import defaultdict
@@ -115,7 +116,7 @@ def test_failures_are_retried_with_the_same_webhook_id_and_410_disables(receiver
     assert [code for code, _ in attempts] == [500, None, 429, 204]
     assert "No answer within" in attempts[1][1]
     times = list(created.attempts_made.values_list("at", flat=True))
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[2].total_seconds() >= 0.9  # Retry-After: 1
     assert "410" in endpoint.disabled_reason
     assert receiver.all()[-1].answered == 410
