@@ -36,7 +36,9 @@ class EventSerializer(serializers.ModelSerializer):
 
 # The shape of an endpoint URL (the schema's pattern); whether it may be called (https,
 # a public address, a host that resolves) is the service's rule: a 422 if not.
-URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+([/?#][^\s]*)?$"
+# Printable ASCII only (an international name in punycode, a path percent-encoded), no
+# credentials: the same in Python and in ECMA-262, whose `\s` differ.
+URL_PATTERN = r'^[Hh][Tt][Tt][Pp][Ss]?://[!"$-.0->A-~]+([/?#][!-~]*)?$'
 
 
 class StrictBooleanField(serializers.BooleanField):
