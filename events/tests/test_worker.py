@@ -122,6 +122,14 @@ def test_failures_are_retried_with_the_same_webhook_id_and_410_disables(receiver
     assert receiver.all()[-1].answered == 410
 
 
+def jobs_left() -> list:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, task_name, status, lock, worker_id, attempts FROM procrastinate_jobs"
+        )
+        return cursor.fetchall()
+
+
 def test_a_worker_killed_mid_delivery_loses_nothing(receiver, tmp_path):
     """kill -9 while the receiver holds a request: the job is taken over by the next
     worker and sent again with the same id; every event arrives."""
@@ -139,7 +147,11 @@ def test_a_worker_killed_mid_delivery_loses_nothing(receiver, tmp_path):
         )
         worker.start()
         wanted = expected_ids(product.pk)
-        wait_until(lambda: {r.id for r in receiver.delivered()} >= set(wanted), timeout=60)
+        wait_until(
+            lambda: {r.id for r in receiver.delivered()} >= set(wanted),
+            timeout=60,
+            explain=lambda: f"{jobs_left()}\n{worker.output()}",
+        )
 
     assert refused.status_code == 409
     assert len(wanted) == 7  # created, initial stock, 5 decrements: not the refused one

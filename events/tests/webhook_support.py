@@ -131,14 +131,14 @@ class Receiver:
         self.server.server_close()
 
 
-def wait_until(predicate, timeout: float = 30, interval: float = 0.05):
+def wait_until(predicate, timeout: float = 30, interval: float = 0.05, explain=lambda: ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
         if result:
             return result
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {predicate.__doc__ or ''}")
+    raise AssertionError(f"timed out after {timeout} s waiting: {explain()}")
 
 
 def database_url_of_tests() -> str:
