@@ -39,7 +39,7 @@ def deliver(context, delivery_id: int) -> None:
     webhooks.attempt(delivery_id, job_attempt=context.job.attempts)
 
 
-@app.periodic(cron="* * * * * *", periodic_id="relay")  # every second
+@app.periodic(cron="* * * * * *", periodic_id="relay")  # every second (6th field: seconds)
 @app.task(name="events.tasks.relay", queue="relay", queueing_lock="events-relay", lock="relay")
 def relay(timestamp: int) -> None:
     """Publish what has committed since the last run, queueing its deliveries."""
@@ -47,7 +47,7 @@ def relay(timestamp: int) -> None:
         pass
 
 
-@app.periodic(cron="*/5 * * * * *", periodic_id="retry-stalled")  # every 5 s
+@app.periodic(cron="* * * * * */5", periodic_id="retry-stalled")  # every 5 s (seconds last)
 @app.task(name="events.tasks.retry_stalled_jobs", queue="relay", queueing_lock="retry-stalled")
 async def retry_stalled_jobs(timestamp: int) -> None:
     """Put back the jobs of a worker that died mid-job (no heartbeat for
