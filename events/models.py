@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from products.text import no_nul_characters
+
 
 class EventType(models.TextChoices):
     """Every event the service announces (README, Events)."""
@@ -73,7 +75,7 @@ class WebhookEndpoint(models.Model):
         validators=[validate_event_types],
         help_text="Event types to send; empty: all of them.",
     )
-    description = models.CharField(max_length=500, blank=True)
+    description = models.CharField(max_length=500, blank=True, validators=[no_nul_characters])
     is_active = models.BooleanField(default=True)
     secret = models.CharField(max_length=100, editable=False)
     # After a rotation, the old secret signs too until it expires (both signatures sent).

@@ -1,6 +1,8 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from products.serializers import StrictCharField, StrictIntegerField, StrictSerializer
+from products.text import no_nul_characters
 
 from .models import Delivery, DeliveryAttempt, Event, EventType, WebhookEndpoint
 
@@ -41,6 +43,15 @@ class EventSerializer(serializers.ModelSerializer):
 URL_PATTERN = r'^[Hh][Tt][Tt][Pp][Ss]?://[!"$-.0->A-~]+([/?#][!-~]*)?$'
 
 
+@extend_schema_field({"type": "string", "maxLength": 500, "pattern": r"^[^\u0000]*$"})
+class EndpointDescriptionField(StrictCharField):
+    """Free text up to 500 characters, without NUL (its own schema, as products'
+    DescriptionField, for the same reason)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=500, allow_blank=True, validators=[no_nul_characters], **kwargs)
+
+
 class StrictBooleanField(serializers.BooleanField):
     """A JSON true or false (not "yes", 1 or "true")."""
 
@@ -64,7 +75,7 @@ class WebhookEndpointSerializer(StrictSerializer, serializers.ModelSerializer):
         max_length=20,
         help_text="The event types to deliver; empty or absent: all of them.",
     )
-    description = StrictCharField(max_length=500, required=False, allow_blank=True)
+    description = EndpointDescriptionField(required=False)
     is_active = StrictBooleanField(required=False)
     secret_overlap_until = serializers.DateTimeField(
         source="previous_secret_expires_at",
