@@ -3,8 +3,9 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import events.models
 from django.db import migrations, models
+
+import events.models
 
 
 class Migration(migrations.Migration):

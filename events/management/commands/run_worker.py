@@ -11,9 +11,11 @@ import signal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import connections
 
 logger = logging.getLogger("events.worker")
 
+WORKER_CONN_MAX_AGE = 300  # seconds
 RESTART_DELAYS = (1, 2, 5, 10)  # seconds before starting again after the database was lost
 
 
@@ -38,6 +40,11 @@ class Command(BaseCommand):
                 "Webhook deliveries need PostgreSQL (DATABASE_URL): no worker started."
             )
             return
+        # Each of the worker's threads keeps its database connection between jobs (checked
+        # before each job, replaced if it died) instead of connecting for every delivery.
+        connections.settings["default"]["CONN_MAX_AGE"] = max(
+            connections.settings["default"]["CONN_MAX_AGE"] or 0, WORKER_CONN_MAX_AGE
+        )
         asyncio.run(self.supervise(concurrency))
 
     async def supervise(self, concurrency: int) -> None:
