@@ -13,7 +13,7 @@ PORT ?= 8000
 LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
-.PHONY: run serve test fuzz lint format migrate clean bench bench-soak bench-tools bench-profile \
+.PHONY: run serve worker test fuzz lint format migrate clean bench bench-soak bench-tools bench-profile \
 	bench-lists bench-db-restart
 
 $(BIN)/python:
@@ -40,7 +40,11 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime-installed .env
 	DB_STATEMENT_TIMEOUT=0 $(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_superuser
-	exec $(BIN)/python manage.py runserver "$(HOST):$(PORT)"
+	exec scripts/with_worker.sh $(BIN)/python $(BIN)/python manage.py runserver "$(HOST):$(PORT)"
+
+# One webhook worker on its own (more of them, on other machines, share the queue).
+worker: $(VENV)/.runtime-installed .env
+	exec $(BIN)/python manage.py run_worker
 
 # Production: DEBUG off whatever .env says, gunicorn sized by gunicorn.conf.py, static
 # files collected for WhiteNoise. Needs SECRET_KEY (environment or .env), and refuses
@@ -61,7 +65,8 @@ serve: $(VENV)/.runtime-installed
 	DB_STATEMENT_TIMEOUT=0 $(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_superuser
 	$(BIN)/python manage.py collectstatic --noinput -v0
-	HOST="$(HOST)" PORT="$(PORT)" exec $(BIN)/gunicorn --config gunicorn.conf.py
+	HOST="$(HOST)" PORT="$(PORT)" exec scripts/with_worker.sh $(BIN)/python \
+		$(BIN)/gunicorn --config gunicorn.conf.py
 
 migrate: $(VENV)/.runtime-installed .env
 	DB_STATEMENT_TIMEOUT=0 $(BIN)/python manage.py migrate --noinput

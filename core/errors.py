@@ -168,8 +168,18 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (OperationalError, InterfaceError)):
         return True
     if isinstance(exc, DatabaseError):
-        return connection.connection is None or bool(getattr(connection.connection, "closed", 0))
+        # psycopg 3 raises InternalError for a session the server ended (e.g. its
+        # idle-in-transaction timeout, SQLSTATE 25P03) and marks the connection broken.
+        state = getattr(exc.__cause__, "sqlstate", None) or getattr(exc.__cause__, "pgcode", None)
+        if state in SESSION_ENDED_STATES:
+            return True
+        raw = connection.connection
+        return raw is None or bool(getattr(raw, "closed", 0) or getattr(raw, "broken", False))
     return False
+
+
+# idle_in_transaction_session_timeout, admin_shutdown, crash_shutdown, cannot_connect_now
+SESSION_ENDED_STATES = {"25P03", "57P01", "57P02", "57P03"}
 
 
 def database_unavailable_problem(instance: str) -> dict[str, Any]:

@@ -119,6 +119,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _options.setdefault("keepalives_idle", 30)
     _options.setdefault("keepalives_interval", 10)
     _options.setdefault("keepalives_count", 3)
+# Webhook deliveries queue in PostgreSQL (procrastinate, whose tables are PostgreSQL-only
+# SQL): its Django app, and with it the worker, exist only on PostgreSQL. On SQLite the
+# API works, and creating a webhook endpoint is refused (README, Webhooks).
+ON_POSTGRESQL = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if ON_POSTGRESQL:
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("events"), "procrastinate.contrib.django")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # A persistent connection that died (database restarted, connection killed) is noticed
 # at the start of the next request (one `SELECT 1`) and replaced, so the API recovers
@@ -178,6 +184,34 @@ STORAGES = {
 # purge_idempotency_keys` deletes older ones.
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 
+# Webhooks (README, Webhooks). Endpoint URLs must be https, unless WEBHOOK_ALLOW_HTTP; an
+# address that is loopback, private, link-local or otherwise not public is refused, at
+# save time and again at delivery, unless WEBHOOK_ALLOWED_HOSTS names the host (or the
+# address): those may also be plain http.
+WEBHOOK_ALLOWED_HOSTS = [
+    host.strip().lower().strip("[]")
+    for host in env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
+    if host.strip()
+]
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=3)
+WEBHOOK_TOTAL_TIMEOUT = env.float("WEBHOOK_TOTAL_TIMEOUT", default=10)
+# Retries: attempt n (from 0) waits WEBHOOK_RETRY_BASE_SECONDS x 2^n, at most
+# WEBHOOK_RETRY_MAX_SECONDS, +-20 % jitter; with the defaults 18 attempts span about a day.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=18)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3 * 3600)
+# An endpoint whose deliveries have failed without a success in between for this long is
+# disabled, with the reason shown.
+WEBHOOK_DISABLE_AFTER_SECONDS = env.float("WEBHOOK_DISABLE_AFTER_SECONDS", default=24 * 3600)
+# The worker (manage.py run_worker): deliveries in flight at once, how often it looks for
+# jobs that came due (new ones are announced by LISTEN/NOTIFY), its heartbeat, and after
+# how long without one another worker takes over a dead worker's jobs.
+WEBHOOK_WORKER_CONCURRENCY = env.int("WEBHOOK_WORKER_CONCURRENCY", default=8)
+WEBHOOK_WORKER_POLL_SECONDS = env.float("WEBHOOK_WORKER_POLL_SECONDS", default=1)
+WEBHOOK_WORKER_HEARTBEAT_SECONDS = env.float("WEBHOOK_WORKER_HEARTBEAT_SECONDS", default=10)
+WEBHOOK_WORKER_STALLED_SECONDS = env.float("WEBHOOK_WORKER_STALLED_SECONDS", default=60)
+
 # The most lines one POST /api/stock-adjustments/ may carry.
 STOCK_ADJUSTMENT_MAX_LINES = env.int("STOCK_ADJUSTMENT_MAX_LINES", default=200)
 THROTTLE_ANON = env.str("THROTTLE_ANON", default="60/minute")
@@ -188,6 +222,16 @@ PAGE_SIZE = env.int("PAGE_SIZE", default=50)
 for name, valid in [
     ("STOCK_ADJUSTMENT_MAX_LINES", 1 <= STOCK_ADJUSTMENT_MAX_LINES <= 10_000),
     ("PAGE_SIZE", 1 <= PAGE_SIZE <= 500),
+    ("WEBHOOK_CONNECT_TIMEOUT", 0 < WEBHOOK_CONNECT_TIMEOUT <= WEBHOOK_TOTAL_TIMEOUT),
+    ("WEBHOOK_TOTAL_TIMEOUT", 0 < WEBHOOK_TOTAL_TIMEOUT <= 300),
+    ("WEBHOOK_MAX_ATTEMPTS", 1 <= WEBHOOK_MAX_ATTEMPTS <= 100),
+    ("WEBHOOK_RETRY_BASE_SECONDS", 0 < WEBHOOK_RETRY_BASE_SECONDS <= WEBHOOK_RETRY_MAX_SECONDS),
+    ("WEBHOOK_DISABLE_AFTER_SECONDS", WEBHOOK_DISABLE_AFTER_SECONDS > 0),
+    ("WEBHOOK_WORKER_CONCURRENCY", 1 <= WEBHOOK_WORKER_CONCURRENCY <= 100),
+    (
+        "WEBHOOK_WORKER_STALLED_SECONDS",
+        WEBHOOK_WORKER_STALLED_SECONDS > WEBHOOK_WORKER_HEARTBEAT_SECONDS > 0,
+    ),
     ("THROTTLE_ANON", re.fullmatch(r"[0-9]+/(s|m|h|d)[a-z]*", THROTTLE_ANON)),
     ("THROTTLE_USER", re.fullmatch(r"[0-9]+/(s|m|h|d)[a-z]*", THROTTLE_USER)),
 ]:
@@ -239,6 +283,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for the event types, wherever they appear (events, endpoints, filters).
+    "ENUM_NAME_OVERRIDES": {"EventTypeEnum": "events.models.EventType"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "products.schema.document_problem_responses",
@@ -254,5 +300,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # Django's own loggers would print a second time through the root logger.
-    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # The job queue logs every job at INFO (a relay job every second): its warnings
+        # and errors only; events.webhooks logs each delivery attempt's outcome.
+        "procrastinate": {"level": env.str("PROCRASTINATE_LOG_LEVEL", default="WARNING")},
+    },
 }

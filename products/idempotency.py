@@ -129,7 +129,10 @@ def _lock(scope: str, key: str, *, wait: bool) -> IdempotencyKey:
     except IdempotencyKey.DoesNotExist:  # purged between claim and lock
         raise RequestInProgress() from None
     except OperationalError as exc:
-        if getattr(exc.__cause__, "pgcode", None) == "55P03":  # lock_not_available
+        # lock_not_available: `sqlstate` under psycopg 3 (which Django prefers when it is
+        # installed, as the webhook worker needs), `pgcode` under psycopg2.
+        cause = exc.__cause__
+        if (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) == "55P03":
             raise RequestInProgress() from None
         raise
 

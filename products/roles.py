@@ -24,6 +24,14 @@ ROLES = {
         COUNT_STOCK,
         VIEW_MOVEMENTS,
         "events.view_event",
+        # Webhooks: endpoints (create, change, rotate, delete), deliveries (read, redeliver).
+        "events.view_webhookendpoint",
+        "events.add_webhookendpoint",
+        "events.change_webhookendpoint",
+        "events.delete_webhookendpoint",
+        "events.view_delivery",
+        "events.change_delivery",
+        "events.view_deliveryattempt",
     ],
     WAREHOUSE_STAFF: ["products.view_product", ADJUST_STOCK],
 }

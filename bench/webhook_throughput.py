@@ -1,0 +1,104 @@
+"""Deliveries per second of one webhook worker to a local receiver (not in CI).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/inventory_hc \
+      .venv/bin/python bench/webhook_throughput.py [--products 100] [--changes 20] [--port 8360]
+
+Empties the database's events and deliveries (use a throwaway database), makes
+--products products with --changes increments each (their events: created, initial
+stock, changes), subscribes a receiver on 127.0.0.1:--port that verifies every
+signature, starts one `manage.py run_worker` and times from its start until every
+delivery has arrived. Prints deliveries/s.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inventory_project.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ["WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--products", type=int, default=100)
+    parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--port", type=int, default=8360)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from standardwebhooks.webhooks import Webhook
+
+    from events import services as events
+    from events.models import Delivery, Event, WebhookEndpoint
+    from products import services
+    from products.models import Product, StockMovement
+
+    call_command("migrate", verbosity=0)
+    Delivery.objects.all().delete()
+    WebhookEndpoint.objects.all().delete()
+    Event.objects.all().delete()
+    StockMovement.objects.all().delete()
+    Product.objects.all().delete()
+
+    received, bad = [], []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            try:
+                verifier.verify(body, dict(self.headers))
+                received.append(self.headers["webhook-id"])
+            except Exception:
+                bad.append(body)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = events.create_endpoint(url=f"http://127.0.0.1:{args.port}/")
+    verifier = Webhook(endpoint.secret)
+
+    for n in range(args.products):
+        product = services.create_product(sku=f"WH-{n}", name=f"Webhook bench {n}")
+        for _ in range(args.changes):
+            services.increment_stock(product_id=product.pk, quantity=1)
+    total = Event.objects.count()
+    print(f"{total} events to deliver ({args.products} products), one worker")
+
+    started = time.monotonic()
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "run_worker"],
+        cwd=ROOT,
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
+    )
+    try:
+        while len(set(received)) < total and time.monotonic() - started < 600:
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        server.shutdown()
+    print(
+        f"delivered {len(set(received))}/{total} in {elapsed:.1f} s (worker start included): "
+        f"{len(set(received)) / elapsed:.0f} deliveries/s; {len(received)} requests, "
+        f"{len(bad)} bad signatures"
+    )
+
+
+if __name__ == "__main__":
+    main()

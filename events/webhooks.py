@@ -1,0 +1,445 @@
+"""Webhook delivery: fan-out of published events, the SSRF rule, signing and sending.
+
+`fan_out` runs inside `services.publish()`'s transaction: the Delivery rows and their
+procrastinate jobs commit with the feed positions, or not at all. `attempt` is what the
+worker's `deliver` task runs (events/tasks.py): one signed HTTP request, recorded.
+"""
+
+import base64
+import ipaddress
+import json
+import logging
+import random
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import urllib3
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event, WebhookEndpoint
+from .serializers import EventSerializer
+
+logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "events.tasks.deliver"
+QUEUE = "webhooks"
+EXCERPT_BYTES = 1024
+USER_AGENT = "inventory-webhooks/1"
+
+
+# Secrets
+
+
+def new_secret() -> str:
+    """A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The secrets that sign now: the current one, and the previous one while a
+    rotation's overlap lasts."""
+    found = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and expires > now:
+        found.append(endpoint.previous_secret)
+    return found
+
+
+def sign(secrets_: list[str], *, msg_id: str, timestamp: datetime, body: str) -> str:
+    """The `webhook-signature` header: one `v1,` signature per secret, space-separated."""
+    return " ".join(Webhook(secret).sign(msg_id, timestamp, body) for secret in secrets_)
+
+
+def webhook_id(event: Event) -> str:
+    """The `webhook-id` of an event: the same on every attempt and to every endpoint."""
+    return f"msg_{event.uid.hex}"
+
+
+# The SSRF rule
+
+
+class UrlRefused(Exception):
+    """The URL may not be called: its scheme, or an address its host resolves to."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A URL checked against the SSRF rule, with the addresses it was checked at."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    addresses: tuple[str, ...]
+
+
+def _allowed(name: str) -> bool:
+    return name.lower().strip("[]") in settings.WEBHOOK_ALLOWED_HOSTS
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_url(url: str) -> Target:
+    """Resolve the URL's host and check it: https (http only if WEBHOOK_ALLOW_HTTP or for
+    a host of WEBHOOK_ALLOWED_HOSTS), no credentials, and every address it resolves to
+    public, unless WEBHOOK_ALLOWED_HOSTS names the host or the address. Raises UrlRefused.
+
+    Called when an endpoint is saved and again before every delivery attempt (DNS can
+    change); the attempt connects to the addresses checked here, never resolving again.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UrlRefused(f"The URL is not valid: {exc}.") from None
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("https", "http") or not host:
+        raise UrlRefused("The URL must be https://host/….")
+    if parts.username is not None or parts.password is not None:
+        raise UrlRefused("The URL must not contain credentials.")
+    if parts.scheme == "http" and not (settings.WEBHOOK_ALLOW_HTTP or _allowed(host)):
+        raise UrlRefused("The URL must be https (plain http is not allowed).")
+    port = port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise UrlRefused(f"The host {host} does not resolve.") from None
+    addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
+    if not _allowed(host):
+        for address in addresses:
+            if not (_is_public(address) or _allowed(address)):
+                raise UrlRefused(
+                    f"The host {host} resolves to {address}, which is not a public address "
+                    "(loopback, private, link-local or reserved); WEBHOOK_ALLOWED_HOSTS can "
+                    "allow it."
+                )
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(parts.scheme, host, port, path, addresses)
+
+
+# Fan-out
+
+
+def deliveries_supported() -> bool:
+    """Deliveries are queued in PostgreSQL (procrastinate): none on SQLite."""
+    return connection.vendor == "postgresql"
+
+
+def fan_out(event_ids: list[int]) -> int:
+    """One Delivery and one queued job per (active endpoint, subscribed event), in the
+    caller's transaction; events in feed order. Returns how many deliveries.
+
+    Jobs of one endpoint and product share a lock, so the worker runs them one at a time
+    in the order queued (procrastinate fetches no job while an earlier one with its lock
+    is waiting or running, a retry included): that is sequence order.
+    """
+    if not event_ids or not deliveries_supported():
+        return 0
+    endpoints = list(WebhookEndpoint.objects.filter(is_active=True).only("id", "event_types"))
+    if not endpoints:
+        return 0
+    events = Event.objects.filter(pk__in=event_ids).order_by("position")
+    deliveries = Delivery.objects.bulk_create(
+        Delivery(endpoint=endpoint, event=event, webhook_id=webhook_id(event))
+        for event in events
+        for endpoint in endpoints
+        if endpoint.subscribes_to(event.type)
+    )
+    queue_deliveries(deliveries)
+    return len(deliveries)
+
+
+def queue_deliveries(deliveries: list[Delivery]) -> None:
+    """Queue a `deliver` job per delivery, through the Django connection, so that the
+    jobs commit (or roll back) with the caller's transaction."""
+    if not deliveries:
+        return
+    from procrastinate import jobs, manager
+    from procrastinate.contrib.django.django_connector import DjangoConnector
+
+    manager.JobManager(DjangoConnector()).batch_defer_jobs(
+        [
+            jobs.Job(
+                id=None,
+                queue=QUEUE,
+                lock=f"webhook:{delivery.endpoint_id}:{delivery.event.product_id}",
+                queueing_lock=None,
+                task_name=DELIVER_TASK,
+                task_kwargs={"delivery_id": delivery.pk},
+            )
+            for delivery in deliveries
+        ]
+    )
+
+
+# Delivery
+
+
+class RetryLater(Exception):
+    """The attempt failed in a way worth retrying: the worker runs it again in `delay`
+    seconds (the task's retry strategy reads it)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"retry in {delay:.1f} s")
+        self.delay = delay
+
+
+@dataclass
+class Outcome:
+    status_code: int | None = None
+    excerpt: str = ""
+    error: str = ""
+    retry_after: float | None = None
+    duration_ms: int = 0
+    refused: bool = False  # by the SSRF rule: nothing was sent
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before retry number `attempt` + 1: doubling from WEBHOOK_RETRY_BASE_SECONDS,
+    capped at WEBHOOK_RETRY_MAX_SECONDS, with +-20 % jitter (so that deliveries that failed
+    together do not all come back at once)."""
+    wait = min(
+        settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** min(attempt, 40),
+        settings.WEBHOOK_RETRY_MAX_SECONDS,
+    )
+    return wait * random.uniform(0.8, 1.2)
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """A Retry-After header (seconds or an HTTP date) in seconds, capped at a day."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value) if value.isdigit() else None
+        if seconds is None:
+            seconds = (parsedate_to_datetime(value) - now).total_seconds()
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return min(max(seconds, 0.0), 86400.0)
+
+
+def send(target: Target, headers: dict[str, str], body: bytes) -> Outcome:
+    """POST the body to the checked address (not the name: no second DNS lookup), TLS
+    verified against the host name; no redirect followed; at most
+    WEBHOOK_CONNECT_TIMEOUT to connect and WEBHOOK_TOTAL_TIMEOUT in all (each read
+    waits at most what is left); only the first KB of the answer read."""
+    started = time.monotonic()
+    total = settings.WEBHOOK_TOTAL_TIMEOUT
+    timeout = urllib3.Timeout(connect=settings.WEBHOOK_CONNECT_TIMEOUT, total=total)
+    default_port = 443 if target.scheme == "https" else 80
+    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
+    if ":" in target.host and target.port == default_port:
+        host_header = f"[{target.host}]"
+    outcome = Outcome()
+    for address in target.addresses[:2]:  # a second address only if the first is down
+        options = {"timeout": timeout, "retries": False, "maxsize": 1}
+        if target.scheme == "https":
+            pool = urllib3.HTTPSConnectionPool(
+                address, target.port, server_hostname=target.host,
+                assert_hostname=target.host, cert_reqs="CERT_REQUIRED", **options,
+            )  # fmt: skip
+        else:
+            pool = urllib3.HTTPConnectionPool(address, target.port, **options)
+        try:
+            response = pool.urlopen(
+                "POST",
+                target.path,
+                body=body,
+                headers={**headers, "Host": host_header},
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+            )
+            try:
+                excerpt = response.read(EXCERPT_BYTES, decode_content=False)
+            except urllib3.exceptions.HTTPError:
+                excerpt = b""
+            outcome = Outcome(
+                status_code=response.status,
+                excerpt=excerpt.decode("utf-8", "replace").replace("\x00", ""),
+                retry_after=retry_after_seconds(response.headers.get("Retry-After"), _now()),
+            )
+            response.release_conn()
+            break
+        except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError too
+            outcome = Outcome(error=f"Could not connect to {address}: {_reason(exc)}")
+        except urllib3.exceptions.ConnectTimeoutError:
+            outcome = Outcome(error=f"Timed out connecting to {address}.")
+        except urllib3.exceptions.ReadTimeoutError:
+            outcome = Outcome(error=f"No answer within {total:g} s.")
+            break
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            outcome = Outcome(error=f"{type(exc).__name__}: {_reason(exc)}")
+            break
+        finally:
+            pool.close()
+        if time.monotonic() - started >= total:
+            break
+    outcome.duration_ms = round((time.monotonic() - started) * 1000)
+    return outcome
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "reason", None) or exc)[:300]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def attempt(delivery_id: int, *, job_attempt: int) -> None:
+    """One attempt of a delivery, by the worker: check the URL again, sign, send, record.
+    Raises RetryLater when the worker should try again (timeouts, connection errors,
+    5xx, 408, 429); any other answer settles the delivery.
+
+    `job_attempt` counts this job's earlier attempts (0 first), for the backoff. A
+    delivery that is no longer pending (a job run again after its worker died, having
+    recorded its outcome) is left alone.
+    """
+    delivery = Delivery.objects.select_related("endpoint", "event").filter(pk=delivery_id).first()
+    if delivery is None or delivery.status != DeliveryStatus.PENDING:
+        return
+    endpoint = delivery.endpoint
+    if not endpoint.is_active:
+        reason = endpoint.disabled_reason or "The endpoint was deactivated."
+        outcome = Outcome(error=f"Not sent: {reason}")
+        _settle(delivery, DeliveryStatus.FAILED, outcome, attempted=False)
+        return
+    now = _now()
+    try:
+        target = check_url(endpoint.url)
+    except UrlRefused as exc:
+        outcome = Outcome(error=f"Refused: {exc}", refused=True)
+    else:
+        body = json.dumps(EventSerializer(delivery.event).data, separators=(",", ":"))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "webhook-id": delivery.webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": sign(
+                signing_secrets(endpoint, now), msg_id=delivery.webhook_id,
+                timestamp=now, body=body,
+            ),
+        }  # fmt: skip
+        outcome = send(target, headers, body.encode())
+
+    code = outcome.status_code
+    if code is not None and 200 <= code < 300:
+        _settle(delivery, DeliveryStatus.SUCCEEDED, outcome)
+        return
+    retryable = (code is None and not outcome.refused) or (
+        code is not None and (code >= 500 or code in (408, 429))
+    )
+    if not retryable or job_attempt + 1 >= settings.WEBHOOK_MAX_ATTEMPTS:
+        _settle(delivery, DeliveryStatus.FAILED, outcome, gone=code == 410)
+        return
+    delay = max(backoff(job_attempt), outcome.retry_after or 0.0)
+    _settle(delivery, DeliveryStatus.PENDING, outcome, retry_in=delay)
+    raise RetryLater(delay)
+
+
+def _describe(outcome: Outcome) -> str:
+    if outcome.error:
+        return outcome.error
+    if outcome.status_code is not None and 300 <= outcome.status_code < 400:
+        return f"HTTP {outcome.status_code}: redirects are not followed."
+    return f"HTTP {outcome.status_code}"
+
+
+def _settle(
+    delivery: Delivery,
+    status: str,
+    outcome: Outcome,
+    *,
+    retry_in: float | None = None,
+    gone: bool = False,
+    attempted: bool = True,
+) -> None:
+    """Record the attempt, the delivery's state and the endpoint's health, together."""
+    now = timezone.now()
+    succeeded = status == DeliveryStatus.SUCCEEDED
+    error = "" if succeeded else _describe(outcome)
+    with transaction.atomic():
+        if attempted:
+            DeliveryAttempt.objects.create(
+                delivery=delivery,
+                at=now,
+                status_code=outcome.status_code,
+                duration_ms=outcome.duration_ms,
+                response_excerpt=outcome.excerpt[:EXCERPT_BYTES],
+                error=error[:1000],
+            )
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=status,
+            attempts=F("attempts") + int(attempted),
+            next_attempt_at=now + timedelta(seconds=retry_in) if retry_in is not None else None,
+            last_status_code=outcome.status_code,
+            last_error=error[:1000],
+            updated_at=now,
+        )
+        if attempted:
+            _record_health(
+                delivery.endpoint_id, succeeded=succeeded, gone=gone, error=error, now=now
+            )
+    log = logger.info if succeeded else logger.warning
+    log(
+        "Delivery %s (%s) to endpoint %s: %s%s",
+        delivery.pk,
+        delivery.webhook_id,
+        delivery.endpoint_id,
+        "delivered" if succeeded else error,
+        f", retry in {retry_in:.1f} s" if retry_in is not None else "",
+    )
+
+
+def _record_health(
+    endpoint_id: int, *, succeeded: bool, gone: bool, error: str, now: datetime
+) -> None:
+    """A success ends a failing streak; a failure starts one, and an endpoint failing
+    for WEBHOOK_DISABLE_AFTER_SECONDS, or answering 410 Gone, is disabled. Conditional
+    updates: concurrent deliveries to one endpoint need no lock."""
+    endpoints = WebhookEndpoint.objects.filter(pk=endpoint_id)
+    if succeeded:
+        endpoints.filter(failing_since__isnull=False).update(failing_since=None)
+        return
+    endpoints.filter(failing_since__isnull=True).update(failing_since=now)
+    if gone:
+        reason = "The endpoint answered 410 Gone: it asked for no more deliveries."
+        endpoints.filter(is_active=True).update(
+            is_active=False, disabled_reason=reason, updated_at=now
+        )
+        return
+    period = timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_SECONDS)
+    failing = endpoints.filter(is_active=True, failing_since__lte=now - period)
+    failing.update(
+        is_active=False,
+        disabled_reason=(
+            f"Every delivery failed for {_duration(period)} (since the first failure); "
+            f"the last: {error}"
+        )[:1000],
+        updated_at=now,
+    )
+
+
+def _duration(period: timedelta) -> str:
+    seconds = period.total_seconds()
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds:g} s"
