@@ -305,5 +305,9 @@ LOGGING = {
         # The job queue logs every job at INFO (a relay job every second): its warnings
         # and errors only; events.webhooks logs each delivery attempt's outcome.
         "procrastinate": {"level": env.str("PROCRASTINATE_LOG_LEVEL", default="WARNING")},
+        # A request for a host not in ALLOWED_HOSTS is answered 400 (and the access log
+        # shows it); Django would also log it at ERROR with a traceback, so that any
+        # client could fill the error log.
+        "django.security.DisallowedHost": {"handlers": [], "propagate": False},
     },
 }

@@ -9,8 +9,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from core.admin import ReadOnlyAdmin
+from core.filters import WholeNumberField
 
 from . import selectors, services
+from .filters import MoneyField
 from .models import MAX_STOCK, Product, StockMovement
 from .roles import ADJUST_STOCK, VIEW_MOVEMENTS
 from .text import normalize_sku
@@ -48,7 +50,14 @@ class BelowRequirementFilter(admin.SimpleListFilter):
 
 class ProductForm(forms.ModelForm):
     """The model's own fields and rules, and the SKU rule's uniqueness (which no
-    constraint Django validates can say: the unique index is on the derived key)."""
+    constraint Django validates can say: the unique index is on the derived key).
+
+    Numbers are read as the API reads them: a price like "12.50" (not "1e5" or "+3"),
+    stock as plain digits (not "١٢", "+5" or "1_000")."""
+
+    price = MoneyField(max_digits=12, decimal_places=2, min_value=0, initial="0.00")
+    stock_quantity = WholeNumberField(min_value=0, max_value=MAX_STOCK, initial=0)
+    low_stock_threshold = WholeNumberField(min_value=0, max_value=MAX_STOCK, initial=0)
 
     class Meta:
         model = Product

@@ -241,18 +241,24 @@ def update_product(
             product = _lock(product_id)
             if expected_versions is not None and product.version not in expected_versions:
                 raise VersionMismatch(current=product.version)
-            if all(getattr(product, field) == value for field, value in changes.items()):
+            changed = {
+                field for field, value in changes.items() if getattr(product, field) != value
+            }
+            if not changed:
                 return product  # nothing to change: same version, no new ETag
             before, was_low = product.stock_quantity, product.is_below_requirement
             for field, value in changes.items():
                 setattr(product, field, value)
             product.version += 1
             product.save()
+            # The movement first, then the product's other changes, then the crossing
+            # they made together: each event's snapshot is the product after all of it.
             announcement = _Announcement()
-            announcement.add(product, EventType.PRODUCT_UPDATED)
             if product.stock_quantity != before:
                 movement = _record(product, Kind.ADJUSTMENT, before=before, audit=audit)
                 announcement.stock_changed(product, movement, was_low=None)
+            if changed - {"stock_quantity"}:
+                announcement.add(product, EventType.PRODUCT_UPDATED)
             announcement.crossing(product, was_low=was_low)
             announcement.write()
             Product.objects.filter(pk=product.pk).update(event_sequence=product.event_sequence)

@@ -11,17 +11,29 @@ import unicodedata
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
+# Unicode's default-ignorable code points of the Basic Multilingual Plane that are not
+# format characters (DerivedCoreProperties.txt): the combining grapheme joiner, Hangul
+# fillers, Khmer inherent vowels, Mongolian variation selectors, variation selectors.
+# They render as nothing, like the format characters.
+OTHER_IGNORABLE = [
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+    (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8),
+]  # fmt: skip
 
-def _format_characters() -> str:
-    """Unicode's format characters (category Cf) of the Basic Multilingual Plane, as the
-    inside of a regex class of \\u escapes: the zero-width and bidi controls, the soft
-    hyphen, the byte-order mark and the rest.
+
+def _invisible_characters() -> str:
+    """The BMP's characters that show nothing, as the inside of a regex class of \\u
+    escapes: its format characters (category Cf: zero-width spaces and joiners, bidi
+    controls, the soft hyphen, the byte-order mark, ...) and its other default-ignorable
+    code points (OTHER_IGNORABLE).
 
     Only the BMP's: the schema's ECMA-262 patterns have no escape for the few beyond it
-    (musical and hieroglyph format controls, tag characters), so the rules below leave
-    those alone everywhere -- the SKU's identity included -- rather than refuse what the
-    schema allows."""
-    codes = [code for code in range(0x10000) if unicodedata.category(chr(code)) == "Cf"]
+    (musical and hieroglyph format controls, tag characters, variation selectors 17+), so
+    the rules below leave those alone everywhere -- the SKU's identity included --
+    rather than refuse what the schema allows."""
+    codes = {code for code in range(0x10000) if unicodedata.category(chr(code)) == "Cf"}
+    codes.update(code for low, high in OTHER_IGNORABLE for code in range(low, high + 1))
+    codes = sorted(codes)
     ranges, start = [], codes[0]
     for previous, code in zip(codes, [*codes[1:], None], strict=True):
         if code != previous + 1:
@@ -32,23 +44,25 @@ def _format_characters() -> str:
 
 # Control characters (C0, DEL, C1) and the line and paragraph separators.
 CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
-# Characters that show nothing: zero-width spaces and joiners, bidi controls, the
-# byte-order mark, the soft hyphen and the rest of the BMP's category Cf.
-FORMAT = _format_characters()
-FORMAT_CHARACTERS = re.compile(f"[{FORMAT}]")
+# Characters that show nothing (see _invisible_characters).
+INVISIBLE = _invisible_characters()
+INVISIBLE_CHARACTERS = re.compile(f"[{INVISIBLE}]")
+# Bidi embeddings, overrides and isolates: they reorder the text around them, so a name
+# could display as something else. (The marks, U+200E and U+200F, stay allowed.)
+BIDI_CONTROL = r"\u202a-\u202e\u2066-\u2069"
 
 one_line_of_text = RegexValidator(
-    rf"^[^{CONTROL}]*[^\s{CONTROL}{FORMAT}][^{CONTROL}]*\Z",
-    "Must be one line of visible text, without control characters.",
+    rf"^[^{CONTROL}{BIDI_CONTROL}]*[^\s{CONTROL}{INVISIBLE}][^{CONTROL}{BIDI_CONTROL}]*\Z",
+    "Must be one line of visible text, without control characters or bidi overrides.",
 )
 no_nul_characters = RegexValidator(r"^[^\x00]*\Z", "Null characters are not allowed.")
 # A SKU is one line of visible text with no format (invisible) characters at all: they
 # are left out of its identity anyway (normalize_sku), so storing one would only make
 # two labels that print the same look different here.
 sku_text = RegexValidator(
-    rf"^[^{CONTROL}{FORMAT}]*[^\s{CONTROL}{FORMAT}][^{CONTROL}{FORMAT}]*\Z",
+    rf"^[^{CONTROL}{INVISIBLE}]*[^\s{CONTROL}{INVISIBLE}][^{CONTROL}{INVISIBLE}]*\Z",
     "Must be one line of visible text, without control characters or invisible "
-    "formatting characters (zero-width, bidi controls, byte-order mark).",
+    "characters (zero-width, bidi controls, byte-order mark, variation selectors, ...).",
 )
 
 
@@ -63,15 +77,15 @@ def normalize_sku(sku: str) -> str:
     """The identity of a SKU: two SKUs are the same product when these agree.
 
     Unicode compatibility caseless matching (NFKC of the case-folded text, as in
-    Unicode's definition D146), with the format characters of FORMAT (zero-width, bidi
-    controls, byte-order mark, ...) removed and white space trimmed, runs of it counting
+    Unicode's definition D146), with the characters that show nothing (INVISIBLE: format
+    characters, variation selectors, ...) removed and white space trimmed, runs of it counting
     as one space. So `ABC-1`, `abc-1` and fullwidth `ＡＢＣ-1` are one SKU, and a lookup of
     `ABC-1` with a zero-width space finds it; so are `STRASSE-1` and `straße-1`, `ΑΣ-1`
     and `ας-1`, and a decomposed and a composed `café`.
     """
     text = unicodedata.normalize("NFD", sku).casefold()
     text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKD", text).casefold())
-    return " ".join(FORMAT_CHARACTERS.sub("", text).split())
+    return " ".join(INVISIBLE_CHARACTERS.sub("", text).split())
 
 
 def has_identity(sku: str) -> None:

@@ -97,8 +97,21 @@ def test_a_threshold_change_alone_can_cross_and_is_a_product_update(api_client):
     assert types(product)[2:] == [
         "product.updated", "stock.low",
         "product.updated",
-        "product.updated", "stock.changed", "stock.recovered",
+        "stock.changed", "stock.recovered",  # the PUT's name is unchanged: stock only
     ]  # fmt: skip
+
+
+def test_a_patch_of_stock_and_name_announces_the_movement_then_the_update(api_client):
+    product = make_product(stock_quantity=8, low_stock_threshold=2)
+
+    api_client.patch(
+        f"/api/products/{product.pk}/", {"stock_quantity": 1, "name": "New"}, format="json"
+    )
+
+    events = list(Event.objects.filter(product_id=product.pk).order_by("sequence"))[2:]
+    assert [e.type for e in events] == ["stock.changed", "product.updated", "stock.low"]
+    assert events[0].data["movement"]["quantity_after"] == 1
+    assert {e.data["product"]["name"] for e in events} == {"New"}
 
 
 def test_a_bulk_line_per_product_shows_the_product_as_that_line_left_it(api_client):

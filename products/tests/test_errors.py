@@ -2,6 +2,7 @@
 
 import io
 import json
+import logging
 
 import pytest
 
@@ -274,3 +275,17 @@ def test_an_unknown_format_parameter_is_400(api_client, path):
 
     assert response.status_code == 400
     assert response.json()["errors"] == {"format": ["One of: json, api."]}
+
+
+def test_a_request_for_an_unknown_host_is_a_400_that_logs_no_traceback(client):
+    """Any client can send any Host: Django's ERROR with a traceback for each would let
+    it fill the error log. (pytest hangs its own capture handlers on every logger, so
+    the test looks at the logger's configuration rather than at captured records.)"""
+    logger = logging.getLogger("django.security.DisallowedHost")
+
+    response = client.get("/api/products/", HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert logger.propagate is False
+    assert not [h for h in logger.handlers if not type(h).__module__.startswith("_pytest")]

@@ -329,3 +329,52 @@ def test_the_services_refuse_text_with_space_around_it(field):
 
     assert field in refused.value.message_dict
     assert not Product.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    ["ABC-1x\ufe0f", "A\u034fBC-1x", "ABC\u3164-1x", "ABC-1x\u180b", "\u115fABC-1x"],
+    ids=["variation selector", "grapheme joiner", "hangul filler", "mongolian fvs", "choseong"],
+)
+def test_characters_that_show_nothing_make_no_second_sku(api_client, lookalike):
+    """Found from the outside: default-ignorable characters beyond category Cf."""
+    product = make_product(sku="ABC-1x", stock_quantity=5)
+
+    created = api_client.post("/api/products/", {"sku": lookalike, "name": "Twin"}, format="json")
+    bulk = api_client.post(
+        "/api/stock-adjustments/", {"lines": [{"sku": lookalike, "delta": 1}]}, format="json"
+    )
+
+    assert created.status_code == 400
+    assert bulk.json()["movements"][0]["product"] == product.pk
+    assert Product.objects.count() == 1
+
+
+@pytest.mark.parametrize("name", ["\u202eevil", "a\u2066b", "x\u202ay"])
+def test_a_name_with_a_bidi_override_is_refused_everywhere(admin_client, api_client, name):
+    api = api_client.post("/api/products/", {"sku": "BIDI-1", "name": name}, format="json")
+    admin = admin_add(admin_client, sku="BIDI-1", name=name)
+
+    assert api.status_code == 400
+    assert "name" in admin.context["adminform"].form.errors
+    assert not Product.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("price", "1e5"),
+        ("price", "+3"),
+        ("price", "1_000"),
+        ("price", " 12.5 "),
+        ("stock_quantity", "١٢"),
+        ("stock_quantity", "+5"),
+        ("stock_quantity", "05"),
+        ("low_stock_threshold", "1_0"),
+    ],
+)
+def test_the_admin_reads_numbers_as_the_api_does(admin_client, field, value):
+    response = admin_add(admin_client, **{field: value})
+
+    assert field in response.context["adminform"].form.errors
+    assert not Product.objects.exists()
