@@ -14,7 +14,7 @@ LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
 .PHONY: run serve worker test fuzz lint format migrate clean bench bench-soak bench-tools bench-profile \
-	bench-lists bench-db-restart
+	bench-lists bench-db-restart bench-webhooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -122,6 +122,15 @@ bench-lists: $(VENV)/.runtime-installed
 # all reconciles.
 bench-db-restart: $(VENV)/.runtime-installed
 	$(BIN)/python bench/db_restart.py
+
+# Webhook deliveries per second to a local receiver, with one worker and with four, on
+# a throwaway database (inventory_bench_webhooks on 127.0.0.1:5432, recreated).
+BENCH_WEBHOOKS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/inventory_bench_webhooks
+bench-webhooks: $(VENV)/.runtime-installed
+	dropdb -h 127.0.0.1 -U postgres --if-exists inventory_bench_webhooks
+	createdb -h 127.0.0.1 -U postgres inventory_bench_webhooks
+	for workers in 1 4; do DEBUG=false DATABASE_URL=$(BENCH_WEBHOOKS_DATABASE_URL) \
+		$(BIN)/python bench/webhook_throughput.py --workers $$workers || exit 1; done
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

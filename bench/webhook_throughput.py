@@ -1,13 +1,15 @@
-"""Deliveries per second of one webhook worker to a local receiver (not in CI).
+"""Deliveries per second of webhook workers to a local receiver (`make bench-webhooks`).
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/inventory_hc \
-      .venv/bin/python bench/webhook_throughput.py [--products 100] [--changes 20] [--port 8360]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/inventory_whbench \
+      .venv/bin/python bench/webhook_throughput.py [--products 50] [--changes 20] \
+      [--workers 1] [--port 8360]
 
 Empties the database's events and deliveries (use a throwaway database), makes
---products products with --changes increments each (their events: created, initial
-stock, changes), subscribes a receiver on 127.0.0.1:--port that verifies every
-signature, starts one `manage.py run_worker` and times from its start until every
-delivery has arrived. Prints deliveries/s.
+--products products and --changes increments of each, interleaved across products as
+stock moves in a warehouse (their events: created, initial stock, changes), subscribes
+a keep-alive receiver on 127.0.0.1:--port that verifies every signature, starts
+--workers `manage.py run_worker` processes and times until every delivery has arrived.
+Prints deliveries/s, from the workers' start and from the first arrival to the last.
 """
 
 import argparse
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=100)
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--port", type=int, default=8360)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     args = parser.parse_args()
 
     import django
@@ -51,17 +54,21 @@ def main() -> None:
     StockMovement.objects.all().delete()
     Product.objects.all().delete()
 
-    received, bad = [], []
+    received, bad, arrivals = [], [], []
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a production receiver would
+
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             try:
                 verifier.verify(body, dict(self.headers))
                 received.append(self.headers["webhook-id"])
+                arrivals.append(time.monotonic())
             except Exception:
                 bad.append(body)
             self.send_response(204)
+            self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *a):
@@ -72,31 +79,41 @@ def main() -> None:
     endpoint = events.create_endpoint(url=f"http://127.0.0.1:{args.port}/")
     verifier = Webhook(endpoint.secret)
 
-    for n in range(args.products):
-        product = services.create_product(sku=f"WH-{n}", name=f"Webhook bench {n}")
-        for _ in range(args.changes):
+    # Changes interleaved across products, as stock moves in a warehouse.
+    products = [
+        services.create_product(sku=f"WH-{n}", name=f"Webhook bench {n}")
+        for n in range(args.products)
+    ]
+    for _ in range(args.changes):
+        for product in products:
             services.increment_stock(product_id=product.pk, quantity=1)
     total = Event.objects.count()
-    print(f"{total} events to deliver ({args.products} products), one worker")
+    print(f"{total} events to deliver ({args.products} products), {args.workers} worker(s)")
 
     started = time.monotonic()
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "run_worker"],
-        cwd=ROOT,
-        env={**os.environ, "LOG_LEVEL": "WARNING"},
-    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "run_worker"],
+            cwd=ROOT,
+            env={**os.environ, "LOG_LEVEL": "WARNING"},
+        )
+        for _ in range(args.workers)
+    ]
     try:
         while len(set(received)) < total and time.monotonic() - started < 600:
             time.sleep(0.05)
         elapsed = time.monotonic() - started
     finally:
-        worker.terminate()
-        worker.wait(30)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)
         server.shutdown()
+    steady = (len(arrivals) - 1) / max(arrivals[-1] - arrivals[0], 1e-9) if arrivals else 0
     print(
         f"delivered {len(set(received))}/{total} in {elapsed:.1f} s (worker start included): "
-        f"{len(set(received)) / elapsed:.0f} deliveries/s; {len(received)} requests, "
-        f"{len(bad)} bad signatures"
+        f"{len(set(received)) / elapsed:.0f} deliveries/s; from the first arrival to the "
+        f"last: {steady:.0f} deliveries/s; {len(received)} requests, {len(bad)} bad signatures"
     )
 
 
