@@ -14,7 +14,7 @@ LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
 .PHONY: run serve worker test fuzz lint format migrate clean bench bench-soak bench-tools bench-profile \
-	bench-lists bench-db-restart bench-webhooks
+	bench-lists bench-db-restart bench-webhooks bench-webhooks-cost
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -122,6 +122,11 @@ bench-lists: $(VENV)/.runtime-installed
 # all reconciles.
 bench-db-restart: $(VENV)/.runtime-installed
 	$(BIN)/python bench/db_restart.py
+
+# The spread scenario with a webhook worker beside the server: no endpoint, then one
+# endpoint subscribed to every event (bench/suite.py --webhooks).
+bench-webhooks-cost: $(VENV)/.dev-installed bench-tools
+	$(BIN)/python bench/suite.py --webhooks --seconds $(BENCH_SECONDS) --clients $(BENCH_CLIENTS)
 
 # Webhook deliveries per second to a local receiver, with one worker and with four, on
 # a throwaway database (inventory_bench_webhooks on 127.0.0.1:5432, recreated).

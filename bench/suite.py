@@ -17,6 +17,11 @@ table, writes the figures to bench/results/ and the chart to bench/results.png.
 
 `--soak SECONDS` instead runs only the spread scenario against ours for that long and
 reports the server's memory (RSS of gunicorn and its workers) over the run.
+
+`--webhooks` (`make bench-webhooks-cost`) instead runs the spread scenario against ours
+twice in one run, each time with a webhook worker beside the server as `make serve`
+has one: first with no endpoint, then with one endpoint subscribed to every event (a
+local receiver that answers 204), and compares throughput and server CPU per request.
 PostgreSQL on 127.0.0.1:5432 (user postgres); its own database, inventory_bench_suite,
 emptied and seeded on every run.
 """
@@ -118,6 +123,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=int(os.environ.get("BENCH_CLIENTS", 32)))
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", 8831)))
     parser.add_argument("--soak", type=int, default=0, metavar="SECONDS")
+    parser.add_argument("--webhooks", action="store_true", help="spread: no endpoint vs one")
     parser.add_argument("--profile", choices=SCENARIOS, help="py-spy (CPU) profile of ours")
     parser.add_argument(
         "--scenarios", default=os.environ.get("BENCH_SCENARIOS", ",".join(SCENARIOS))
@@ -155,6 +161,11 @@ def main() -> None:
         with ours:
             ours.wait_ready(token)
             soak(ours, token, args.soak, args.clients)
+        return
+    if args.webhooks:
+        with ours:
+            ours.wait_ready(token)
+            webhooks_cost(ours, token, args.seconds, args.clients, args.port + 2)
         return
     with ours, floor:
         ours.wait_ready(token)
@@ -197,12 +208,16 @@ def prepare_database() -> str:
     psql(
         f"""
         TRUNCATE products_stockmovement, products_idempotencykey, products_product,
-            events_event RESTART IDENTITY;
+            events_event, events_deliveryattempt, events_delivery, events_webhookendpoint,
+            procrastinate_jobs RESTART IDENTITY CASCADE;
+        -- Seeded straight in SQL, fast, without the events the services would write
+        -- (event_sequence 0): the runs' own changes are announced as usual.
         INSERT INTO products_product (sku, sku_key, name, description, price,
-            stock_quantity, low_stock_threshold, version, created_at, updated_at)
+            stock_quantity, low_stock_threshold, version, event_sequence, created_at,
+            updated_at)
         SELECT 'BENCH-' || lpad(i::text, 5, '0'), 'bench-' || lpad(i::text, 5, '0'),
             'Bench product ' || i,
-            'Seeded by bench/suite.py', 9.99, {INITIAL_STOCK}, 10, 1, now(), now()
+            'Seeded by bench/suite.py', 9.99, {INITIAL_STOCK}, 10, 1, 0, now(), now()
         FROM generate_series(1, {HOT_ID}) AS i;
         INSERT INTO products_stockmovement (product_id, sku, sku_key, product_name, kind,
             reason, note, reference, delta, quantity_before, quantity_after, user_id, source,
@@ -516,6 +531,73 @@ def soak(server: Server, token: str, seconds: int, clients: int) -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"soak-{stamp}.json").write_text(
         json.dumps({"run": run, "rss_samples_kib": samples, "growth_percent": growth}, indent=1)
+    )
+
+
+def webhooks_cost(server: Server, token: str, seconds: int, clients: int, port: int) -> None:
+    """Spread with a webhook worker beside the server: no endpoint, then one endpoint
+    subscribed to every event, delivering to a local receiver."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(1)
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", port), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    env = {**server_env(), "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+    worker = subprocess.Popen([PYTHON, "manage.py", "run_worker"], cwd=ROOT, env=env)
+    results = []
+    try:
+        time.sleep(3)  # the worker starts and publishes the seed's events (no endpoint)
+        results.append({"endpoints": 0, **http_run(server, "spread", token, seconds, clients)})
+        subprocess.run(
+            [PYTHON, "manage.py", "shell", "-c",
+             f"from events import services; services.create_endpoint(url='http://127.0.0.1:{port}/')"],
+            cwd=ROOT, env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        time.sleep(2)
+        before = len(received)
+        results.append({"endpoints": 1, **http_run(server, "spread", token, seconds, clients)})
+        during = len(received) - before
+        backlog = "SELECT (SELECT count(*) FROM events_event WHERE position IS NULL) + "
+        backlog += "(SELECT count(*) FROM events_delivery WHERE status = 'pending')"
+        at_end, drained = int(psql(backlog)), time.monotonic()
+        while int(psql(backlog)) and time.monotonic() - drained < 300:
+            time.sleep(1)
+        drained = time.monotonic() - drained
+        pending = int(psql(backlog))
+        queued = int(psql("SELECT count(*) FROM events_delivery"))
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        receiver.shutdown()
+    none, one = results
+    print()
+    print(f"Spread, {clients} clients, {seconds} s per run, a webhook worker beside the server")
+    print(f"{'endpoints':>9} {'req/s':>8} {'p95 ms':>7} {'CPU ms/req':>10}  check")
+    for r in results:
+        print(
+            f"{r['endpoints']:9d} {r['rps']:8.0f} {r['p95_ms']:7.1f} {r['cpu_ms']:10.2f}  "
+            f"{r['check']}"
+        )
+    print(
+        f"one endpoint: {one['rps'] / none['rps']:.2f} × the throughput with none "
+        f"(target ≥ 0.80); {during} deliveries arrived during its run; {at_end} events "
+        f"and deliveries were still to go at its end, delivered {drained:.0f} s later "
+        f"({pending} left); {queued} deliveries in all, {len(received)} received"
     )
 
 
