@@ -14,7 +14,7 @@ from events.models import Delivery, DeliveryStatus, Event, WebhookEndpoint
 from products import services as products
 
 from .conftest import make_product, requires_postgres
-from .webhook_support import Receiver
+from .webhook_support import Receiver, subscribe
 
 pytestmark = [pytest.mark.django_db, requires_postgres]
 
@@ -28,12 +28,6 @@ def receiver(settings):
     receiver = Receiver()
     yield receiver
     receiver.close()
-
-
-def subscribe(receiver: Receiver, **fields) -> WebhookEndpoint:
-    endpoint = services.create_endpoint(url=receiver.url, **fields)
-    receiver.secrets.append(endpoint.secret)
-    return endpoint
 
 
 def queued(endpoint: WebhookEndpoint) -> list[Delivery]:

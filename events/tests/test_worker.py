@@ -11,12 +11,17 @@ from collections import defaultdict
 import pytest
 from django.db import connection
 
-from events import services
 from events.models import Delivery, Event, WebhookEndpoint
 from products import services as products
 
 from .conftest import make_product, make_user, requires_postgres, token_client
-from .webhook_support import Receiver, empty_job_queue, running_worker, wait_until
+from .webhook_support import (
+    Receiver,
+    empty_job_queue,
+    running_worker,
+    subscribe,
+    wait_until,
+)
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
@@ -28,12 +33,6 @@ def receiver(settings):
     receiver = Receiver()
     yield receiver
     receiver.close()
-
-
-def subscribe(receiver: Receiver, **fields) -> WebhookEndpoint:
-    endpoint = services.create_endpoint(url=receiver.url, **fields)
-    receiver.secrets.append(endpoint.secret)
-    return endpoint
 
 
 def expected_ids(product_id: int) -> list[str]:

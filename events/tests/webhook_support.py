@@ -217,3 +217,12 @@ def empty_job_queue() -> None:
             "TRUNCATE procrastinate_jobs, procrastinate_workers, procrastinate_periodic_defers "
             "RESTART IDENTITY CASCADE"
         )
+
+
+def subscribe(receiver: Receiver, **fields):
+    """An endpoint for the receiver, whose secret the receiver then verifies with."""
+    from events import services
+
+    endpoint = services.create_endpoint(url=receiver.url, **fields)
+    receiver.secrets.append(endpoint.secret)
+    return endpoint
