@@ -244,6 +244,9 @@ def server_env() -> dict:
         "THROTTLE_USER": "1000000/second",
         "CONN_MAX_AGE": "600",  # gunicorn.conf.py's default, whatever a local .env says
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # The floor is no Django app, but make serve's worker answers its own errors
+        # with the API's problem documents, which read Django's settings.
+        "DJANGO_SETTINGS_MODULE": "inventory_project.settings",
     }
     env.pop("CACHE_URL", None)  # `make serve`'s default: the in-process cache
     return env

@@ -215,8 +215,12 @@ class BufferingThreadWorker(ThreadWorker):
 
     def run(self):
         from django.conf import global_settings, settings  # the app has set Django up
+        from django.core.exceptions import ImproperlyConfigured
 
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        except ImproperlyConfigured:  # an app that is not Django: bench/floor_app.py
+            limit = None
         self.max_body = global_settings.DATA_UPLOAD_MAX_MEMORY_SIZE if limit is None else limit
         super().run()
 
