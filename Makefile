@@ -14,7 +14,7 @@ LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
 .PHONY: run serve worker test fuzz lint format migrate clean bench bench-soak bench-tools bench-profile \
-	bench-lists bench-db-restart bench-webhooks bench-webhooks-cost
+	bench-lists bench-db-restart bench-webhooks bench-webhooks-cost bench-cpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -122,6 +122,13 @@ bench-lists: $(VENV)/.runtime-installed
 # all reconciles.
 bench-db-restart: $(VENV)/.runtime-installed
 	$(BIN)/python bench/db_restart.py
+
+# Instructions per request (valgrind's callgrind), ours and the floor, in-process, warm:
+# the steady figure to judge a change by (bench/cpu.py; a throwaway database).
+BENCH_CPU_REQUESTS ?= 100
+bench-cpu: $(VENV)/.runtime-installed
+	@command -v valgrind >/dev/null || { echo "make bench-cpu needs valgrind (Debian: apt-get install valgrind)"; exit 1; }
+	$(BIN)/python bench/cpu.py --requests $(BENCH_CPU_REQUESTS)
 
 # The spread scenario with a webhook worker beside the server: no endpoint, then one
 # endpoint subscribed to every event (bench/suite.py --webhooks).
