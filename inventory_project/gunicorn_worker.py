@@ -262,12 +262,9 @@ class BufferingThreadWorker(ThreadWorker):
             conn.watched = True
 
     def on_request_bytes(self, conn: BufferedConn, _sock=None) -> None:
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = _receive(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:  # the client has gone
             self.stop_reading(conn)
             self.close(conn)
@@ -393,12 +390,9 @@ class BufferingThreadWorker(ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_linger_bytes, conn))
 
     def on_linger_bytes(self, conn: BufferedConn, _sock=None) -> None:
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = _receive(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         conn.drained += len(data)
         if not data or conn.drained >= LINGER_MAX_BYTES:
             self.close(conn)
@@ -488,3 +482,14 @@ def _is_http11(data: bytearray) -> bool:
 
 def _ip(conn: TConn) -> str:
     return conn.client[0] if isinstance(conn.client, tuple) else ""
+
+
+def _receive(conn) -> bytes | None:
+    """What a readable socket has: its bytes, b"" when the client has gone (or the
+    socket broke), None when nothing was there after all."""
+    try:
+        return conn.sock.recv(RECV_BYTES)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""

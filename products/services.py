@@ -202,19 +202,28 @@ def create_product(
     try:
         with transaction.atomic():
             product.save(force_insert=True)
-            announcement = _Announcement()
-            announcement.add(product, EventType.PRODUCT_CREATED)
+            movement = None
             if stock_quantity:
                 movement = _record(product, Kind.INITIAL, before=0, audit=audit)
-                announcement.stock_changed(product, movement, was_low=None)
-            announcement.crossing(product, was_low=False)  # created low: that is news
-            announcement.write()
+            events.record(creation_events(product, movement))
             Product.objects.filter(pk=product.pk).update(event_sequence=product.event_sequence)
     except IntegrityError as exc:
         if _is_sku_conflict(exc):
             raise DuplicateSku(sku) from exc
         raise
     return product
+
+
+def creation_events(product: Product, movement: StockMovement | None) -> list[events.NewEvent]:
+    """A new product's events, numbered from its `event_sequence` (0): created, its
+    initial stock's movement if any, and low stock if it starts at or below its threshold.
+    The one definition, for create_product and for bulk creation (seed_products)."""
+    announcement = _Announcement()
+    announcement.add(product, EventType.PRODUCT_CREATED)
+    if movement is not None:
+        announcement.stock_changed(product, movement, was_low=None)
+    announcement.crossing(product, was_low=False)  # created low: that is news
+    return announcement.events
 
 
 def update_product(
@@ -239,8 +248,7 @@ def update_product(
     try:
         with transaction.atomic():
             product = _lock(product_id)
-            if expected_versions is not None and product.version not in expected_versions:
-                raise VersionMismatch(current=product.version)
+            _check_version(product, expected_versions)
             changed = {
                 field for field, value in changes.items() if getattr(product, field) != value
             }
@@ -281,8 +289,7 @@ def delete_product(*, product_id: int, expected_versions: Collection[int] | None
     `expected_versions` (from If-Match), refuse unless the product is still at one."""
     with transaction.atomic():
         product = _lock(product_id)
-        if expected_versions is not None and product.version not in expected_versions:
-            raise VersionMismatch(current=product.version)
+        _check_version(product, expected_versions)
         announcement = _Announcement()
         announcement.add(product, EventType.PRODUCT_DELETED)
         announcement.write()

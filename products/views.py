@@ -55,6 +55,12 @@ STALE_IF_MATCH = OpenApiResponse(
     "Nothing changed."
 )
 # `*`, or a comma-separated list of entity tags (RFC 9110: OWS is spaces and tabs).
+STOCK_OPERATION_RESPONSES = {
+    200: ProductSerializer,
+    409: STOCK_CONFLICT,
+    412: STALE_IF_MATCH,
+    422: KEY_REUSED,
+}
 IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,20}"([ \t]*,[ \t]*(W/)?"[0-9]{1,20}")*)$'
 ENTITY_TAG = re.compile(r'(W/)?"([0-9]+)"')
 IF_MATCH = OpenApiParameter(
@@ -180,12 +186,7 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
     @extend_schema(
         summary="Add stock",
         parameters=[idempotency.PARAMETER, IF_MATCH],
-        responses={
-            200: ProductSerializer,
-            409: STOCK_CONFLICT,
-            412: STALE_IF_MATCH,
-            422: KEY_REUSED,
-        },
+        responses=STOCK_OPERATION_RESPONSES,
     )
     @action(detail=True, methods=["post", "patch"], permission_classes=[CanAdjustStock])
     def increment(self, request, pk=None):
@@ -195,12 +196,7 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
         summary="Remove stock",
         description="Refused with 409 if it would take stock below zero.",
         parameters=[idempotency.PARAMETER, IF_MATCH],
-        responses={
-            200: ProductSerializer,
-            409: STOCK_CONFLICT,
-            412: STALE_IF_MATCH,
-            422: KEY_REUSED,
-        },
+        responses=STOCK_OPERATION_RESPONSES,
     )
     @action(detail=True, methods=["post", "patch"], permission_classes=[CanAdjustStock])
     def decrement(self, request, pk=None):
@@ -210,12 +206,7 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
         summary="Set stock to a physical count",
         description="Records the difference as a `count` movement (even when it is 0).",
         parameters=[idempotency.PARAMETER, IF_MATCH],
-        responses={
-            200: ProductSerializer,
-            409: STOCK_CONFLICT,
-            412: STALE_IF_MATCH,
-            422: KEY_REUSED,
-        },
+        responses=STOCK_OPERATION_RESPONSES,
     )
     @action(detail=True, methods=["post"], permission_classes=[CanCountStock])
     def count(self, request, pk=None):

@@ -6,9 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from events import services as events
-from events.models import EventType
+from products import services
 from products.models import Product, StockMovement
-from products.serializers import represent_movement, represent_product
 from products.text import normalize_sku
 
 ADJECTIVES = [
@@ -51,7 +50,7 @@ class Command(BaseCommand):
     @staticmethod
     def _seed_batch(numbers: range, seed: int) -> int:
         """One transaction: the batch's new products, their `initial` movements and their
-        events (created, stock changed, low), as the services would announce them."""
+        events, numbered as create_product numbers them (services.creation_events)."""
         skus = [f"SEED-{n:09d}" for n in numbers]
         with transaction.atomic():
             keys = [normalize_sku(sku) for sku in skus]
@@ -63,16 +62,17 @@ class Command(BaseCommand):
                 for n, sku, key in zip(numbers, skus, keys, strict=True)
                 if key not in existing
             ]
-            for product in products:
-                product.event_sequence = 1 + bool(product.stock_quantity) + _low(product)
             products = Product.objects.bulk_create(products)
-            movements = {
-                movement.product_id: movement
-                for movement in StockMovement.objects.bulk_create(
-                    _initial(product) for product in products if product.stock_quantity
-                )
-            }
-            events.record(_announcements(products, movements))
+            initial = StockMovement.objects.bulk_create(
+                _initial(product) for product in products if product.stock_quantity
+            )
+            movements = {movement.product_id: movement for movement in initial}
+            events.record(
+                event
+                for product in products
+                for event in services.creation_events(product, movements.get(product.pk))
+            )
+            Product.objects.bulk_update(products, ["event_sequence"])
         return len(products)
 
     def _progress(self, done: int, total: int, started: float) -> None:
@@ -100,10 +100,6 @@ def _product(n: int, sku: str, rng: random.Random) -> Product:
     )
 
 
-def _low(product: Product) -> bool:
-    return product.is_below_requirement
-
-
 def _initial(product: Product) -> StockMovement:
     return StockMovement(
         product=product,
@@ -117,21 +113,3 @@ def _initial(product: Product) -> StockMovement:
         quantity_after=product.stock_quantity,
         source=StockMovement.Source.COMMAND,
     )
-
-
-def _announcements(products, movements) -> list[events.NewEvent]:
-    """Each product's events, numbered from 1, as create_product announces them."""
-    announced = []
-    for product in products:
-        shown = {"product": represent_product(product)}
-        kinds = [(EventType.PRODUCT_CREATED, shown)]
-        if product.pk in movements:
-            movement = represent_movement(movements[product.pk])
-            kinds.append((EventType.STOCK_CHANGED, {**shown, "movement": movement}))
-        if _low(product):
-            kinds.append((EventType.STOCK_LOW, shown))
-        announced += [
-            events.NewEvent(kind, product.pk, sequence, data)
-            for sequence, (kind, data) in enumerate(kinds, start=1)
-        ]
-    return announced
