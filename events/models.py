@@ -115,6 +115,11 @@ class Delivery(models.Model):
     )
     status = models.CharField(max_length=16, choices=DeliveryStatus, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
+    attempts_since_queued = models.PositiveIntegerField(
+        default=0,
+        help_text="Attempts since it was last queued (published or redelivered): the "
+        "backoff and WEBHOOK_MAX_ATTEMPTS count these.",
+    )
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=1000, blank=True)

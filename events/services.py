@@ -248,6 +248,9 @@ def _check_active(endpoint: WebhookEndpoint) -> None:
 
 def _requeue(deliveries: list[Delivery]) -> None:
     Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(
-        status=DeliveryStatus.PENDING, next_attempt_at=None, updated_at=timezone.now()
+        status=DeliveryStatus.PENDING,
+        attempts_since_queued=0,
+        next_attempt_at=None,
+        updated_at=timezone.now(),
     )
     webhooks.queue_deliveries(deliveries)

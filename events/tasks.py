@@ -31,12 +31,12 @@ class DeliveryRetry(RetryStrategy):
 @app.task(
     name=webhooks.DELIVER_TASK,
     queue=webhooks.QUEUE,
-    pass_context=True,
     retry=DeliveryRetry(),
 )
-def deliver(context, delivery_id: int) -> None:
-    """One attempt of one delivery (its job is queued by webhooks.fan_out)."""
-    webhooks.attempt(delivery_id, job_attempt=context.job.attempts)
+def deliver(delivery_ids: list[int] | None = None, delivery_id: int | None = None) -> None:
+    """Deliveries of one endpoint's lane, in order (queued by
+    webhooks.queue_deliveries; `delivery_id` alone: a job an earlier version queued)."""
+    webhooks.deliver(delivery_ids or [delivery_id])
 
 
 @app.periodic(cron="* * * * * *", periodic_id="relay")  # every second (6th field: seconds)

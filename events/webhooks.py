@@ -34,6 +34,7 @@ DELIVER_TASK = "events.tasks.deliver"
 QUEUE = "webhooks"
 EXCERPT_BYTES = 1024
 USER_AGENT = "inventory-webhooks/1"
+GONE = "The endpoint answered 410 Gone: it asked for no more deliveries."
 
 
 # Secrets
@@ -140,13 +141,8 @@ def deliveries_supported() -> bool:
 
 
 def fan_out(event_ids: list[int]) -> int:
-    """One Delivery and one queued job per (active endpoint, subscribed event), in the
-    caller's transaction; events in feed order. Returns how many deliveries.
-
-    Jobs of one endpoint and product share a lock, so the worker runs them one at a time
-    in the order queued (procrastinate fetches no job while an earlier one with its lock
-    is waiting or running, a retry included): that is sequence order.
-    """
+    """One Delivery per (active endpoint, subscribed event), and their jobs, in the
+    caller's transaction; events in feed order. Returns how many deliveries."""
     if not event_ids or not deliveries_supported():
         return 0
     endpoints = list(WebhookEndpoint.objects.filter(is_active=True).only("id", "event_types"))
@@ -164,24 +160,37 @@ def fan_out(event_ids: list[int]) -> int:
 
 
 def queue_deliveries(deliveries: list[Delivery]) -> None:
-    """Queue a `deliver` job per delivery, through the Django connection, so that the
-    jobs commit (or roll back) with the caller's transaction."""
+    """Queue the deliveries, given in feed order, through the Django connection, so that
+    the jobs commit (or roll back) with the caller's transaction.
+
+    An endpoint's deliveries go out in WEBHOOK_LANES lanes, a product always in the same
+    one; one `deliver` job per lane carries its deliveries in order. Jobs of one lane
+    share a lock, so the worker runs them one at a time in the order queued
+    (procrastinate fetches no job while an earlier one with its lock is waiting or
+    running, a retry included): each product's deliveries go out in sequence order.
+    Lanes go out in parallel, and a job carries many deliveries, so the queue stays
+    short and its cost is shared.
+    """
     if not deliveries:
         return
     from procrastinate import jobs, manager
     from procrastinate.contrib.django.django_connector import DjangoConnector
 
+    lanes: dict[str, list[int]] = {}
+    for delivery in deliveries:
+        lane = delivery.event.product_id % settings.WEBHOOK_LANES
+        lanes.setdefault(f"webhook:{delivery.endpoint_id}:lane:{lane}", []).append(delivery.pk)
     manager.JobManager(DjangoConnector()).batch_defer_jobs(
         [
             jobs.Job(
                 id=None,
                 queue=QUEUE,
-                lock=f"webhook:{delivery.endpoint_id}:{delivery.event.product_id}",
+                lock=lock,
                 queueing_lock=None,
                 task_name=DELIVER_TASK,
-                task_kwargs={"delivery_id": delivery.pk},
+                task_kwargs={"delivery_ids": delivery_ids},
             )
-            for delivery in deliveries
+            for lock, delivery_ids in lanes.items()
         ]
     )
 
@@ -233,66 +242,100 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return min(max(seconds, 0.0), 86400.0)
 
 
-def send(target: Target, headers: dict[str, str], body: bytes) -> Outcome:
-    """POST the body to the checked address (not the name: no second DNS lookup), TLS
-    verified against the host name; no redirect followed; at most
-    WEBHOOK_CONNECT_TIMEOUT to connect and WEBHOOK_TOTAL_TIMEOUT in all (each read
-    waits at most what is left); only the first KB of the answer read."""
-    started = time.monotonic()
-    total = settings.WEBHOOK_TOTAL_TIMEOUT
-    timeout = urllib3.Timeout(connect=settings.WEBHOOK_CONNECT_TIMEOUT, total=total)
-    default_port = 443 if target.scheme == "https" else 80
-    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
-    if ":" in target.host and target.port == default_port:
-        host_header = f"[{target.host}]"
-    outcome = Outcome()
-    for address in target.addresses[:2]:  # a second address only if the first is down
-        options = {"timeout": timeout, "retries": False, "maxsize": 1}
-        if target.scheme == "https":
-            pool = urllib3.HTTPSConnectionPool(
-                address, target.port, server_hostname=target.host,
-                assert_hostname=target.host, cert_reqs="CERT_REQUIRED", **options,
-            )  # fmt: skip
-        else:
-            pool = urllib3.HTTPConnectionPool(address, target.port, **options)
-        try:
-            response = pool.urlopen(
-                "POST",
-                target.path,
-                body=body,
-                headers={**headers, "Host": host_header},
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-                decode_content=False,
-            )
-            try:
-                excerpt = response.read(EXCERPT_BYTES, decode_content=False)
-            except urllib3.exceptions.HTTPError:
-                excerpt = b""
-            outcome = Outcome(
-                status_code=response.status,
-                excerpt=excerpt.decode("utf-8", "replace").replace("\x00", ""),
-                retry_after=retry_after_seconds(response.headers.get("Retry-After"), _now()),
-            )
-            response.release_conn()
-            break
-        except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError too
-            outcome = Outcome(error=f"Could not connect to {address}: {_reason(exc)}")
-        except urllib3.exceptions.ConnectTimeoutError:
-            outcome = Outcome(error=f"Timed out connecting to {address}.")
-        except urllib3.exceptions.ReadTimeoutError:
-            outcome = Outcome(error=f"No answer within {total:g} s.")
-            break
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            outcome = Outcome(error=f"{type(exc).__name__}: {_reason(exc)}")
-            break
-        finally:
+class Sender:
+    """Sends one job's deliveries: each endpoint URL checked once (resolved, and its
+    addresses checked), and one kept-alive connection per address, closed at the end."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, Target | UrlRefused] = {}
+        self.pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
+
+    def __enter__(self) -> "Sender":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for pool in self.pools.values():
             pool.close()
-        if time.monotonic() - started >= total:
-            break
-    outcome.duration_ms = round((time.monotonic() - started) * 1000)
-    return outcome
+
+    def target(self, url: str) -> Target:
+        """check_url(url), once per job; raises UrlRefused."""
+        if url not in self.targets:
+            try:
+                self.targets[url] = check_url(url)
+            except UrlRefused as exc:
+                self.targets[url] = exc
+        found = self.targets[url]
+        if isinstance(found, UrlRefused):
+            raise found
+        return found
+
+    def pool(self, target: Target, address: str) -> urllib3.HTTPConnectionPool:
+        key = (target.scheme, address, target.port, target.host)
+        if key not in self.pools:
+            timeout = urllib3.Timeout(
+                connect=settings.WEBHOOK_CONNECT_TIMEOUT, total=settings.WEBHOOK_TOTAL_TIMEOUT
+            )
+            options = {"timeout": timeout, "retries": False, "maxsize": 1}
+            if target.scheme == "https":
+                self.pools[key] = urllib3.HTTPSConnectionPool(
+                    address, target.port, server_hostname=target.host,
+                    assert_hostname=target.host, cert_reqs="CERT_REQUIRED", **options,
+                )  # fmt: skip
+            else:
+                self.pools[key] = urllib3.HTTPConnectionPool(address, target.port, **options)
+        return self.pools[key]
+
+    def send(self, target: Target, headers: dict[str, str], body: bytes) -> Outcome:
+        """POST the body to the checked address (not the name: no second DNS lookup), TLS
+        verified against the host name; no redirect followed; at most
+        WEBHOOK_CONNECT_TIMEOUT to connect and WEBHOOK_TOTAL_TIMEOUT in all (each read
+        waits at most what is left); only the first KB of the answer read."""
+        started = time.monotonic()
+        total = settings.WEBHOOK_TOTAL_TIMEOUT
+        default_port = 443 if target.scheme == "https" else 80
+        host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
+        if ":" in target.host and target.port == default_port:
+            host_header = f"[{target.host}]"
+        outcome = Outcome()
+        for address in target.addresses[:2]:  # a second address only if the first is down
+            pool = self.pool(target, address)
+            try:
+                response = pool.urlopen(
+                    "POST",
+                    target.path,
+                    body=body,
+                    headers={**headers, "Host": host_header},
+                    redirect=False,
+                    assert_same_host=False,
+                    preload_content=False,
+                    decode_content=False,
+                )
+                try:
+                    excerpt = response.read(EXCERPT_BYTES, decode_content=False)
+                    response.drain_conn()  # the rest, if short, so the connection is reused
+                except urllib3.exceptions.HTTPError:
+                    excerpt = b""
+                outcome = Outcome(
+                    status_code=response.status,
+                    excerpt=excerpt.decode("utf-8", "replace").replace("\x00", ""),
+                    retry_after=retry_after_seconds(response.headers.get("Retry-After"), _now()),
+                )
+                response.release_conn()
+                break
+            except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError too
+                outcome = Outcome(error=f"Could not connect to {address}: {_reason(exc)}")
+            except urllib3.exceptions.ConnectTimeoutError:
+                outcome = Outcome(error=f"Timed out connecting to {address}.")
+            except urllib3.exceptions.ReadTimeoutError:
+                outcome = Outcome(error=f"No answer within {total:g} s.")
+                break
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                outcome = Outcome(error=f"{type(exc).__name__}: {_reason(exc)}")
+                break
+            if time.monotonic() - started >= total:
+                break
+        outcome.duration_ms = round((time.monotonic() - started) * 1000)
+        return outcome
 
 
 def _reason(exc: Exception) -> str:
@@ -303,18 +346,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def attempt(delivery_id: int, *, job_attempt: int) -> None:
-    """One attempt of a delivery, by the worker: check the URL again, sign, send, record.
-    Raises RetryLater when the worker should try again (timeouts, connection errors,
-    5xx, 408, 429); any other answer settles the delivery.
+def deliver(delivery_ids: list[int]) -> None:
+    """What the worker's `deliver` job runs: the pending deliveries among `delivery_ids`
+    (one endpoint's lane), attempted in the order given. The first that must be
+    tried again raises RetryLater, leaving those after it for then: sequence order holds.
+    A delivery no longer pending (settled by an earlier run of the job, whose worker
+    died before finishing it) is skipped."""
+    pending = (
+        Delivery.objects.select_related("endpoint", "event")
+        .filter(pk__in=delivery_ids, status=DeliveryStatus.PENDING)
+        .in_bulk()
+    )
+    endpoints: dict[int, WebhookEndpoint] = {}
+    with Sender() as sender:
+        for delivery_id in delivery_ids:
+            if delivery := pending.get(delivery_id):
+                # One endpoint object for the job: a 410 disables it for the rest.
+                delivery.endpoint = endpoints.setdefault(delivery.endpoint_id, delivery.endpoint)
+                attempt(delivery, sender)
 
-    `job_attempt` counts this job's earlier attempts (0 first), for the backoff. A
-    delivery that is no longer pending (a job run again after its worker died, having
-    recorded its outcome) is left alone.
-    """
-    delivery = Delivery.objects.select_related("endpoint", "event").filter(pk=delivery_id).first()
-    if delivery is None or delivery.status != DeliveryStatus.PENDING:
-        return
+
+def attempt(delivery: Delivery, sender: Sender) -> None:
+    """One attempt of a pending delivery: check the URL again, sign, send, record.
+    Raises RetryLater when it should be tried again (timeouts, connection errors, 5xx,
+    408, 429); any other answer settles it. Its `attempts_since_queued` sets the backoff."""
     endpoint = delivery.endpoint
     if not endpoint.is_active:
         reason = endpoint.disabled_reason or "The endpoint was deactivated."
@@ -323,7 +378,7 @@ def attempt(delivery_id: int, *, job_attempt: int) -> None:
         return
     now = _now()
     try:
-        target = check_url(endpoint.url)
+        target = sender.target(endpoint.url)
     except UrlRefused as exc:
         outcome = Outcome(error=f"Refused: {exc}", refused=True)
     else:
@@ -338,7 +393,7 @@ def attempt(delivery_id: int, *, job_attempt: int) -> None:
                 timestamp=now, body=body,
             ),
         }  # fmt: skip
-        outcome = send(target, headers, body.encode())
+        outcome = sender.send(target, headers, body.encode())
 
     code = outcome.status_code
     if code is not None and 200 <= code < 300:
@@ -347,10 +402,14 @@ def attempt(delivery_id: int, *, job_attempt: int) -> None:
     retryable = (code is None and not outcome.refused) or (
         code is not None and (code >= 500 or code in (408, 429))
     )
-    if not retryable or job_attempt + 1 >= settings.WEBHOOK_MAX_ATTEMPTS:
+    tried = delivery.attempts_since_queued
+    if not retryable or tried + 1 >= settings.WEBHOOK_MAX_ATTEMPTS:
         _settle(delivery, DeliveryStatus.FAILED, outcome, gone=code == 410)
+        if code == 410:
+            endpoint.is_active = False  # the rest of this job's deliveries are not sent
+            endpoint.disabled_reason = GONE
         return
-    delay = max(backoff(job_attempt), outcome.retry_after or 0.0)
+    delay = max(backoff(tried), outcome.retry_after or 0.0)
     _settle(delivery, DeliveryStatus.PENDING, outcome, retry_in=delay)
     raise RetryLater(delay)
 
@@ -389,6 +448,7 @@ def _settle(
         Delivery.objects.filter(pk=delivery.pk).update(
             status=status,
             attempts=F("attempts") + int(attempted),
+            attempts_since_queued=F("attempts_since_queued") + int(attempted),
             next_attempt_at=now + timedelta(seconds=retry_in) if retry_in is not None else None,
             last_status_code=outcome.status_code,
             last_error=error[:1000],
@@ -421,9 +481,8 @@ def _record_health(
         return
     endpoints.filter(failing_since__isnull=True).update(failing_since=now)
     if gone:
-        reason = "The endpoint answered 410 Gone: it asked for no more deliveries."
         endpoints.filter(is_active=True).update(
-            is_active=False, disabled_reason=reason, updated_at=now
+            is_active=False, disabled_reason=GONE, updated_at=now
         )
         return
     period = timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_SECONDS)

@@ -204,6 +204,10 @@ WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3 * 3
 # An endpoint whose deliveries have failed without a success in between for this long is
 # disabled, with the reason shown.
 WEBHOOK_DISABLE_AFTER_SECONDS = env.float("WEBHOOK_DISABLE_AFTER_SECONDS", default=24 * 3600)
+# Each endpoint's deliveries go out in this many lanes, a product always in the same one:
+# one request at a time per lane, in feed order; a delivery waiting for its retry holds
+# back the later ones of its lane. Change it only with no delivery pending.
+WEBHOOK_LANES = env.int("WEBHOOK_LANES", default=16)
 # The worker (manage.py run_worker): deliveries in flight at once, how often it looks for
 # jobs that came due (new ones are announced by LISTEN/NOTIFY), its heartbeat, and after
 # how long without one another worker takes over a dead worker's jobs.
@@ -227,6 +231,7 @@ for name, valid in [
     ("WEBHOOK_MAX_ATTEMPTS", 1 <= WEBHOOK_MAX_ATTEMPTS <= 100),
     ("WEBHOOK_RETRY_BASE_SECONDS", 0 < WEBHOOK_RETRY_BASE_SECONDS <= WEBHOOK_RETRY_MAX_SECONDS),
     ("WEBHOOK_DISABLE_AFTER_SECONDS", WEBHOOK_DISABLE_AFTER_SECONDS > 0),
+    ("WEBHOOK_LANES", 1 <= WEBHOOK_LANES <= 1000),
     ("WEBHOOK_WORKER_CONCURRENCY", 1 <= WEBHOOK_WORKER_CONCURRENCY <= 100),
     (
         "WEBHOOK_WORKER_STALLED_SECONDS",

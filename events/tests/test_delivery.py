@@ -41,7 +41,10 @@ def jobs() -> list[tuple[str, str, dict]]:
         return [(task, lock, json.loads(args)) for task, lock, args in cursor.fetchall()]
 
 
-def test_publishing_queues_one_delivery_and_one_locked_job_per_subscribed_event(receiver):
+def test_publishing_queues_a_delivery_per_subscribed_event_and_a_locked_job_per_lane(
+    receiver, settings
+):
+    settings.WEBHOOK_LANES = 4
     everything = subscribe(receiver)
     low_only = subscribe(receiver, event_types=["stock.low"])
     subscribe(receiver, is_active=False)
@@ -57,11 +60,39 @@ def test_publishing_queues_one_delivery_and_one_locked_job_per_subscribed_event(
     assert [d.event.type for d in low_events] == ["stock.low"]
     assert Delivery.objects.count() == 5
     assert [d.webhook_id for d in all_events] == [f"msg_{d.event.uid.hex}" for d in all_events]
-    assert jobs()[:4] == [
-        ("events.tasks.deliver", f"webhook:{everything.pk}:{product.pk}", {"delivery_id": d.pk})
-        for d in all_events
+    lane = product.pk % 4
+    assert jobs() == [
+        (
+            "events.tasks.deliver",
+            f"webhook:{everything.pk}:lane:{lane}",
+            {"delivery_ids": [d.pk for d in all_events]},
+        ),
+        (
+            "events.tasks.deliver",
+            f"webhook:{low_only.pk}:lane:{lane}",
+            {"delivery_ids": [low_events[0].pk]},
+        ),
     ]
     assert services.publish() == 0  # published once, fanned out once
+
+
+def test_a_product_keeps_its_lane_and_each_lane_is_one_job(receiver, settings):
+    settings.WEBHOOK_LANES = 2
+    endpoint = subscribe(receiver)
+    made = [make_product(sku=f"LANE-{n}") for n in range(4)]
+    for product in made:
+        products.increment_stock(product_id=product.pk, quantity=1)
+
+    deliveries = queued(endpoint)
+
+    by_lane = {}
+    for delivery in deliveries:
+        by_lane.setdefault(delivery.event.product_id % 2, []).append(delivery.pk)
+    assert sorted(jobs(), key=lambda job: job[1]) == [
+        ("events.tasks.deliver", f"webhook:{endpoint.pk}:lane:{lane}", {"delivery_ids": ids})
+        for lane, ids in sorted(by_lane.items())
+    ]
+    assert sum(map(len, by_lane.values())) == len(deliveries) == 12
 
 
 def test_a_delivery_is_signed_per_standard_webhooks_and_carries_the_event(receiver):
@@ -69,7 +100,7 @@ def test_a_delivery_is_signed_per_standard_webhooks_and_carries_the_event(receiv
     product = make_product(stock_quantity=5)
     delivery = queued(endpoint)[1]
 
-    webhooks.attempt(delivery.pk, job_attempt=0)
+    webhooks.deliver([delivery.pk])
 
     [request] = receiver.all()
     assert request.verified
@@ -105,7 +136,7 @@ def test_during_a_rotation_both_secrets_sign(receiver):
     rotated = services.rotate_secret(endpoint_id=endpoint.pk, overlap_seconds=60)
     receiver.secrets = [rotated.secret]  # a receiver that switched already
 
-    webhooks.attempt(delivery.pk, job_attempt=0)
+    webhooks.deliver([delivery.pk])
 
     [request] = receiver.all()
     assert request.verified
@@ -122,7 +153,7 @@ def test_5xx_408_and_429_are_retried_later(receiver, status):
     receiver.then(status)
 
     with pytest.raises(webhooks.RetryLater) as retry:
-        webhooks.attempt(delivery.pk, job_attempt=0)
+        webhooks.deliver([delivery.pk])
 
     assert 8 <= retry.value.delay <= 12  # 10 s ± 20 %
     delivery.refresh_from_db()
@@ -138,7 +169,7 @@ def test_a_429_retry_after_is_honoured(receiver):
     receiver.then(429, headers={"Retry-After": "120"})
 
     with pytest.raises(webhooks.RetryLater) as retry:
-        webhooks.attempt(delivery.pk, job_attempt=0)
+        webhooks.deliver([delivery.pk])
 
     assert retry.value.delay == 120
 
@@ -160,9 +191,7 @@ def test_other_4xx_fail_without_retry_and_410_disables_the_endpoint(receiver):
     first, second, third = queued(endpoint)[:3]
     receiver.then(400).then(410)
 
-    webhooks.attempt(first.pk, job_attempt=0)
-    webhooks.attempt(second.pk, job_attempt=0)
-    webhooks.attempt(third.pk, job_attempt=0)
+    webhooks.deliver([first.pk, second.pk, third.pk])
 
     statuses = dict(Delivery.objects.values_list("pk", "status"))
     assert [statuses[d.pk] for d in (first, second, third)] == ["failed"] * 3
@@ -182,10 +211,10 @@ def test_an_endpoint_failing_for_the_whole_period_is_disabled_with_the_reason(re
     receiver.then(500).then(500)
 
     with pytest.raises(webhooks.RetryLater):
-        webhooks.attempt(first.pk, job_attempt=0)
+        webhooks.deliver([first.pk])
     WebhookEndpoint.objects.update(failing_since=timezone.now() - timezone.timedelta(hours=2))
     with pytest.raises(webhooks.RetryLater):
-        webhooks.attempt(second.pk, job_attempt=0)
+        webhooks.deliver([second.pk])
 
     endpoint.refresh_from_db()
     assert not endpoint.is_active
@@ -200,8 +229,8 @@ def test_a_success_ends_a_failing_streak(receiver):
     receiver.then(500)
 
     with pytest.raises(webhooks.RetryLater):
-        webhooks.attempt(first.pk, job_attempt=0)
-    webhooks.attempt(second.pk, job_attempt=0)
+        webhooks.deliver([first.pk])
+    webhooks.deliver([second.pk])
 
     assert WebhookEndpoint.objects.get().failing_since is None
 
@@ -212,10 +241,58 @@ def test_the_last_attempt_gives_up(receiver, settings):
     delivery = queued(endpoint)[0]
     receiver.then(500)
 
-    webhooks.attempt(delivery.pk, job_attempt=settings.WEBHOOK_MAX_ATTEMPTS - 1)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        attempts_since_queued=settings.WEBHOOK_MAX_ATTEMPTS - 1
+    )
+
+    webhooks.deliver([delivery.pk])
 
     delivery.refresh_from_db()
     assert (delivery.status, delivery.next_attempt_at) == ("failed", None)
+
+
+def test_a_job_stops_at_the_first_delivery_to_retry_and_its_next_run_goes_on_from_there(
+    receiver,
+):
+    endpoint = subscribe(receiver)
+    three_events(make_product(stock_quantity=5))
+    first, second, third = queued(endpoint)[:3]
+    stream = [first.pk, second.pk, third.pk]
+    receiver.then(204).then(503)
+
+    with pytest.raises(webhooks.RetryLater):
+        webhooks.deliver(stream)
+    statuses = dict(Delivery.objects.values_list("pk", "status"))
+    sent = [r.id for r in receiver.all()]
+    webhooks.deliver(stream)  # the job's retry
+
+    assert [statuses[pk] for pk in stream] == ["succeeded", "pending", "pending"]
+    assert sent == [first.webhook_id, second.webhook_id]
+    assert [r.id for r in receiver.all()] == [
+        first.webhook_id, second.webhook_id, second.webhook_id, third.webhook_id,
+    ]  # fmt: skip
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_the_backoff_counts_the_attempts_since_the_delivery_was_last_queued(receiver, api_client):
+    endpoint = subscribe(receiver)
+    make_product()
+    delivery = queued(endpoint)[0]
+    receiver.then(500).then(500).then(400)
+    for _ in range(2):
+        with pytest.raises(webhooks.RetryLater) as retry:
+            webhooks.deliver([delivery.pk])
+    webhooks.deliver([delivery.pk])  # 400: failed
+    api_client.post(f"/api/webhook-deliveries/{delivery.pk}/redeliver/")
+    receiver.then(500)
+
+    with pytest.raises(webhooks.RetryLater) as again:
+        webhooks.deliver([delivery.pk])
+
+    assert 16 <= retry.value.delay <= 24  # the second attempt: 20 s ± 20 %
+    assert 8 <= again.value.delay <= 12  # the first since it was redelivered
+    delivery.refresh_from_db()
+    assert (delivery.attempts, delivery.attempts_since_queued) == (4, 1)
 
 
 def test_a_hanging_receiver_times_out_within_the_total_timeout(receiver):
@@ -225,7 +302,7 @@ def test_a_hanging_receiver_times_out_within_the_total_timeout(receiver):
     receiver.then(204, hang=3)
 
     with pytest.raises(webhooks.RetryLater):
-        webhooks.attempt(delivery.pk, job_attempt=0)
+        webhooks.deliver([delivery.pk])
 
     attempt = Delivery.objects.get(pk=delivery.pk).attempts_made.get()
     assert attempt.status_code is None
@@ -240,7 +317,7 @@ def test_a_closed_port_is_a_connection_error_retried(receiver):
     delivery = queued(endpoint)[0]
 
     with pytest.raises(webhooks.RetryLater):
-        webhooks.attempt(delivery.pk, job_attempt=0)
+        webhooks.deliver([delivery.pk])
 
     assert "Could not connect" in Delivery.objects.get(pk=delivery.pk).last_error
 
@@ -251,7 +328,7 @@ def test_a_redirect_is_not_followed(receiver):
     delivery = queued(endpoint)[0]
     receiver.then(302, headers={"Location": "http://169.254.169.254/"})
 
-    webhooks.attempt(delivery.pk, job_attempt=0)
+    webhooks.deliver([delivery.pk])
 
     delivery.refresh_from_db()
     assert delivery.status == "failed"
@@ -281,7 +358,7 @@ def test_dns_that_changes_to_a_private_address_is_refused_at_delivery(
     delivery = queued(endpoint)[0]
     answers["hooks.example.com"] = "10.20.30.40"
 
-    webhooks.attempt(delivery.pk, job_attempt=0)
+    webhooks.deliver([delivery.pk])
 
     delivery.refresh_from_db()
     assert delivery.status == "failed"
@@ -295,9 +372,9 @@ def test_the_response_excerpt_is_capped_at_a_kilobyte(receiver, monkeypatch):
     delivery = queued(endpoint)[0]
     outcome = webhooks.Outcome(status_code=500, excerpt="x" * 5000, duration_ms=3)
 
-    monkeypatch.setattr(webhooks, "send", lambda *args: outcome)
+    monkeypatch.setattr(webhooks.Sender, "send", lambda *args: outcome)
     with pytest.raises(webhooks.RetryLater):
-        webhooks.attempt(delivery.pk, job_attempt=0)
+        webhooks.deliver([delivery.pk])
 
     assert len(Delivery.objects.get(pk=delivery.pk).attempts_made.get().response_excerpt) == 1024
 
@@ -307,9 +384,9 @@ def test_a_delivery_already_settled_is_not_sent_again(receiver):
     endpoint = subscribe(receiver)
     make_product()
     delivery = queued(endpoint)[0]
-    webhooks.attempt(delivery.pk, job_attempt=0)
+    webhooks.deliver([delivery.pk])
 
-    webhooks.attempt(delivery.pk, job_attempt=1)
+    webhooks.deliver([delivery.pk])
 
     assert len(receiver.all()) == 1
 
@@ -319,8 +396,8 @@ def test_redelivering_failed_deliveries_queues_them_again_in_order(receiver, api
     three_events(make_product(stock_quantity=5))
     first, second, third = queued(endpoint)[:3]
     receiver.then(400).then(400)
-    webhooks.attempt(first.pk, job_attempt=0)
-    webhooks.attempt(second.pk, job_attempt=0)
+    webhooks.deliver([first.pk])
+    webhooks.deliver([second.pk])
     before = len(jobs())
 
     failed = api_client.get("/api/webhook-deliveries/", {"status": "failed"}).json()
@@ -335,8 +412,8 @@ def test_redelivering_failed_deliveries_queues_them_again_in_order(receiver, api
     assert (again.status_code, again.json()["code"]) == (409, "delivery_in_progress")
     assert pending.status_code == 409
     assert (rest.status_code, rest.json()) == (202, {"redelivered": 1})
-    assert [args["delivery_id"] for _, _, args in jobs()[before:]] == [first.pk, second.pk]
-    webhooks.attempt(first.pk, job_attempt=0)
+    assert [args["delivery_ids"] for _, _, args in jobs()[before:]] == [[first.pk], [second.pk]]
+    webhooks.deliver([first.pk])
     detail = api_client.get(f"/api/webhook-deliveries/{first.pk}/").json()
     assert [a["status_code"] for a in detail["attempt_log"]] == [400, 204]
     assert detail["status"] == "succeeded"
