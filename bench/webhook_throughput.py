@@ -1,7 +1,7 @@
 """Deliveries per second of webhook workers to a local receiver (`make bench-webhooks`).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/inventory_whbench \
-      .venv/bin/python bench/webhook_throughput.py [--products 50] [--changes 20] \
+      .venv/bin/python bench/webhook_throughput.py [--products 500] [--changes 20] \
       [--workers 1] [--port 8360]
 
 Empties the database's events and deliveries (use a throwaway database), makes
@@ -30,7 +30,7 @@ os.environ["WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--products", type=int, default=100)
+    parser.add_argument("--products", type=int, default=500)
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--port", type=int, default=8360)
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
@@ -103,6 +103,7 @@ def main() -> None:
         while len(set(received)) < total and time.monotonic() - started < 600:
             time.sleep(0.05)
         elapsed = time.monotonic() - started
+        cpu = sum(cpu_seconds(worker.pid) for worker in workers)
     finally:
         for worker in workers:
             worker.terminate()
@@ -113,8 +114,16 @@ def main() -> None:
     print(
         f"delivered {len(set(received))}/{total} in {elapsed:.1f} s (worker start included): "
         f"{len(set(received)) / elapsed:.0f} deliveries/s; from the first arrival to the "
-        f"last: {steady:.0f} deliveries/s; {len(received)} requests, {len(bad)} bad signatures"
+        f"last: {steady:.0f} deliveries/s; {len(received)} requests, {len(bad)} bad signatures; "
+        f"worker CPU {1000 * cpu / max(len(set(received)), 1):.2f} ms per delivery "
+        "(start included)"
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ import random
 import secrets
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from itertools import groupby
 from urllib.parse import urlsplit
 
 import urllib3
@@ -34,6 +35,10 @@ DELIVER_TASK = "events.tasks.deliver"
 QUEUE = "webhooks"
 EXCERPT_BYTES = 1024
 USER_AGENT = "inventory-webhooks/1"
+# A job records its successful deliveries together, at most this many at a time and
+# never later than this many seconds after the first of them.
+RECORD_BATCH = 50
+RECORD_SECONDS = 1.0
 GONE = "The endpoint answered 410 Gone: it asked for no more deliveries."
 
 
@@ -209,6 +214,7 @@ class RetryLater(Exception):
 
 @dataclass
 class Outcome:
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
     status_code: int | None = None
     excerpt: str = ""
     error: str = ""
@@ -249,6 +255,7 @@ class Sender:
     def __init__(self) -> None:
         self.targets: dict[str, Target | UrlRefused] = {}
         self.pools: dict[tuple, urllib3.HTTPConnectionPool] = {}
+        self.serializer = EventSerializer()  # its fields built once for the job
 
     def __enter__(self) -> "Sender":
         return self
@@ -256,6 +263,10 @@ class Sender:
     def __exit__(self, *exc_info) -> None:
         for pool in self.pools.values():
             pool.close()
+
+    def body(self, event: Event) -> str:
+        """The event as the API shows it, in compact JSON."""
+        return json.dumps(self.serializer.to_representation(event), separators=(",", ":"))
 
     def target(self, url: str) -> Target:
         """check_url(url), once per job; raises UrlRefused."""
@@ -290,7 +301,7 @@ class Sender:
         verified against the host name; no redirect followed; at most
         WEBHOOK_CONNECT_TIMEOUT to connect and WEBHOOK_TOTAL_TIMEOUT in all (each read
         waits at most what is left); only the first KB of the answer read."""
-        started = time.monotonic()
+        at, started = _now(), time.monotonic()
         total = settings.WEBHOOK_TOTAL_TIMEOUT
         default_port = 443 if target.scheme == "https" else 80
         host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
@@ -334,6 +345,7 @@ class Sender:
                 break
             if time.monotonic() - started >= total:
                 break
+        outcome.at = at
         outcome.duration_ms = round((time.monotonic() - started) * 1000)
         return outcome
 
@@ -348,25 +360,25 @@ def _now() -> datetime:
 
 def deliver(delivery_ids: list[int]) -> None:
     """What the worker's `deliver` job runs: the pending deliveries among `delivery_ids`
-    (one endpoint's lane), attempted in the order given. The first that must be
-    tried again raises RetryLater, leaving those after it for then: sequence order holds.
-    A delivery no longer pending (settled by an earlier run of the job, whose worker
-    died before finishing it) is skipped."""
+    (one endpoint's lane), attempted in the order given. The first that must be tried
+    again raises RetryLater, leaving those after it for then: sequence order holds. A
+    delivery no longer pending (settled by an earlier run of the job, whose worker died
+    before finishing it) is skipped."""
     pending = (
         Delivery.objects.select_related("endpoint", "event")
         .filter(pk__in=delivery_ids, status=DeliveryStatus.PENDING)
         .in_bulk()
     )
     endpoints: dict[int, WebhookEndpoint] = {}
-    with Sender() as sender:
+    with Sender() as sender, Recorder() as recorder:
         for delivery_id in delivery_ids:
             if delivery := pending.get(delivery_id):
                 # One endpoint object for the job: a 410 disables it for the rest.
                 delivery.endpoint = endpoints.setdefault(delivery.endpoint_id, delivery.endpoint)
-                attempt(delivery, sender)
+                attempt(delivery, sender, recorder)
 
 
-def attempt(delivery: Delivery, sender: Sender) -> None:
+def attempt(delivery: Delivery, sender: Sender, recorder: "Recorder") -> None:
     """One attempt of a pending delivery: check the URL again, sign, send, record.
     Raises RetryLater when it should be tried again (timeouts, connection errors, 5xx,
     408, 429); any other answer settles it. Its `attempts_since_queued` sets the backoff."""
@@ -374,7 +386,7 @@ def attempt(delivery: Delivery, sender: Sender) -> None:
     if not endpoint.is_active:
         reason = endpoint.disabled_reason or "The endpoint was deactivated."
         outcome = Outcome(error=f"Not sent: {reason}")
-        _settle(delivery, DeliveryStatus.FAILED, outcome, attempted=False)
+        recorder.add(Settled(delivery, DeliveryStatus.FAILED, outcome, attempted=False))
         return
     now = _now()
     try:
@@ -382,7 +394,7 @@ def attempt(delivery: Delivery, sender: Sender) -> None:
     except UrlRefused as exc:
         outcome = Outcome(error=f"Refused: {exc}", refused=True)
     else:
-        body = json.dumps(EventSerializer(delivery.event).data, separators=(",", ":"))
+        body = sender.body(delivery.event)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -397,21 +409,128 @@ def attempt(delivery: Delivery, sender: Sender) -> None:
 
     code = outcome.status_code
     if code is not None and 200 <= code < 300:
-        _settle(delivery, DeliveryStatus.SUCCEEDED, outcome)
+        recorder.add(Settled(delivery, DeliveryStatus.SUCCEEDED, outcome))
         return
     retryable = (code is None and not outcome.refused) or (
         code is not None and (code >= 500 or code in (408, 429))
     )
     tried = delivery.attempts_since_queued
     if not retryable or tried + 1 >= settings.WEBHOOK_MAX_ATTEMPTS:
-        _settle(delivery, DeliveryStatus.FAILED, outcome, gone=code == 410)
+        recorder.add(Settled(delivery, DeliveryStatus.FAILED, outcome, gone=code == 410))
         if code == 410:
             endpoint.is_active = False  # the rest of this job's deliveries are not sent
             endpoint.disabled_reason = GONE
         return
     delay = max(backoff(tried), outcome.retry_after or 0.0)
-    _settle(delivery, DeliveryStatus.PENDING, outcome, retry_in=delay)
+    recorder.add(Settled(delivery, DeliveryStatus.PENDING, outcome, retry_in=delay))
     raise RetryLater(delay)
+
+
+@dataclass
+class Settled:
+    """What became of an attempt (or of a delivery not sent at all: `attempted` False)."""
+
+    delivery: Delivery
+    status: str
+    outcome: Outcome
+    retry_in: float | None = None
+    gone: bool = False
+    attempted: bool = True
+
+    @property
+    def error(self) -> str:
+        return "" if self.status == DeliveryStatus.SUCCEEDED else _describe(self.outcome)[:1000]
+
+
+class Recorder:
+    """Records a job's attempts: successes together (one transaction for up to
+    RECORD_BATCH of them, at most RECORD_SECONDS after the first), anything else at
+    once, after the successes before it. What a worker that dies mid-job sent and had not
+    recorded is sent again, with the same webhook-id (at least once)."""
+
+    def __init__(self) -> None:
+        self.unrecorded: list[Settled] = []
+        self.since = 0.0
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.flush()
+
+    def add(self, settled: Settled) -> None:
+        if not self.unrecorded:
+            self.since = time.monotonic()
+        self.unrecorded.append(settled)
+        if (
+            settled.status != DeliveryStatus.SUCCEEDED
+            or len(self.unrecorded) >= RECORD_BATCH
+            or time.monotonic() - self.since >= RECORD_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.unrecorded:
+            _record(self.unrecorded)
+            self.unrecorded = []
+
+
+def _record(settled: list[Settled]) -> None:
+    """Record attempts, the deliveries' state and the endpoints' health, together."""
+    now = timezone.now()
+    succeeded = [s for s in settled if s.status == DeliveryStatus.SUCCEEDED]
+    with transaction.atomic():
+        DeliveryAttempt.objects.bulk_create(
+            DeliveryAttempt(
+                delivery=s.delivery,
+                at=s.outcome.at,
+                status_code=s.outcome.status_code,
+                duration_ms=s.outcome.duration_ms,
+                response_excerpt=s.outcome.excerpt[:EXCERPT_BYTES],
+                error=s.error,
+            )
+            for s in settled
+            if s.attempted
+        )
+        by_code = sorted(succeeded, key=lambda s: s.outcome.status_code)
+        for code, group in groupby(by_code, key=lambda s: s.outcome.status_code):
+            Delivery.objects.filter(pk__in=[s.delivery.pk for s in group]).update(
+                status=DeliveryStatus.SUCCEEDED,
+                attempts=F("attempts") + 1,
+                attempts_since_queued=F("attempts_since_queued") + 1,
+                next_attempt_at=None,
+                last_status_code=code,
+                last_error="",
+                updated_at=now,
+            )
+        for endpoint_id in {s.delivery.endpoint_id for s in succeeded}:
+            _record_health(endpoint_id, succeeded=True, gone=False, error="", now=now)
+        for s in settled:
+            if s.status == DeliveryStatus.SUCCEEDED:
+                continue
+            retry_at = now + timedelta(seconds=s.retry_in) if s.retry_in is not None else None
+            Delivery.objects.filter(pk=s.delivery.pk).update(
+                status=s.status,
+                attempts=F("attempts") + int(s.attempted),
+                attempts_since_queued=F("attempts_since_queued") + int(s.attempted),
+                next_attempt_at=retry_at,
+                last_status_code=s.outcome.status_code,
+                last_error=s.error,
+                updated_at=now,
+            )
+            if s.attempted:
+                _record_health(
+                    s.delivery.endpoint_id, succeeded=False, gone=s.gone, error=s.error, now=now
+                )
+    for s in settled:
+        (logger.info if s in succeeded else logger.warning)(
+            "Delivery %s (%s) to endpoint %s: %s%s",
+            s.delivery.pk,
+            s.delivery.webhook_id,
+            s.delivery.endpoint_id,
+            s.error or "delivered",
+            f", retry in {s.retry_in:.1f} s" if s.retry_in is not None else "",
+        )
 
 
 def _describe(outcome: Outcome) -> str:
@@ -420,53 +539,6 @@ def _describe(outcome: Outcome) -> str:
     if outcome.status_code is not None and 300 <= outcome.status_code < 400:
         return f"HTTP {outcome.status_code}: redirects are not followed."
     return f"HTTP {outcome.status_code}"
-
-
-def _settle(
-    delivery: Delivery,
-    status: str,
-    outcome: Outcome,
-    *,
-    retry_in: float | None = None,
-    gone: bool = False,
-    attempted: bool = True,
-) -> None:
-    """Record the attempt, the delivery's state and the endpoint's health, together."""
-    now = timezone.now()
-    succeeded = status == DeliveryStatus.SUCCEEDED
-    error = "" if succeeded else _describe(outcome)
-    with transaction.atomic():
-        if attempted:
-            DeliveryAttempt.objects.create(
-                delivery=delivery,
-                at=now,
-                status_code=outcome.status_code,
-                duration_ms=outcome.duration_ms,
-                response_excerpt=outcome.excerpt[:EXCERPT_BYTES],
-                error=error[:1000],
-            )
-        Delivery.objects.filter(pk=delivery.pk).update(
-            status=status,
-            attempts=F("attempts") + int(attempted),
-            attempts_since_queued=F("attempts_since_queued") + int(attempted),
-            next_attempt_at=now + timedelta(seconds=retry_in) if retry_in is not None else None,
-            last_status_code=outcome.status_code,
-            last_error=error[:1000],
-            updated_at=now,
-        )
-        if attempted:
-            _record_health(
-                delivery.endpoint_id, succeeded=succeeded, gone=gone, error=error, now=now
-            )
-    log = logger.info if succeeded else logger.warning
-    log(
-        "Delivery %s (%s) to endpoint %s: %s%s",
-        delivery.pk,
-        delivery.webhook_id,
-        delivery.endpoint_id,
-        "delivered" if succeeded else error,
-        f", retry in {retry_in:.1f} s" if retry_in is not None else "",
-    )
 
 
 def _record_health(
