@@ -25,58 +25,21 @@ import http.client
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import psycopg2
 from common import PYTHON, ROOT, api_token, wait_for_port
 
+sys.path.insert(0, str(ROOT))
+from core.throwaway_postgres import Cluster
+
 START_STOCK = 1_000_000
 MIN_KEYS_PER_CLIENT = 20
 MAX_BACKOFF = 0.5  # seconds: a client waits min(Retry-After, this) before retrying
-
-
-class Cluster:
-    """A throwaway PostgreSQL cluster in a temporary directory."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.bin = Path(os.path.realpath(shutil.which("pg_ctl") or "pg_ctl")).parent
-        self.directory = Path(tempfile.mkdtemp(prefix="inventory-db-restart-"))
-        self.data = self.directory / "data"
-        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_postgres:
-            shutil.chown(self.directory, "postgres", "postgres")
-        self.url = f"postgres://postgres@127.0.0.1:{port}/inventory"
-
-    def _run(self, program: str, *args: str) -> None:
-        command = [*self.as_postgres, str(self.bin / program), *args]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-
-    def create(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        self.start()
-        address = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
-        self._run("createdb", *address, "inventory")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory}"
-        log = str(self.directory / "server.log")
-        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
-
-    def stop(self, mode: str) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def remove(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self.stop("immediate")
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class Api:

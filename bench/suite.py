@@ -19,9 +19,10 @@ table, writes the figures to bench/results/ and the chart to bench/results.png.
 reports the server's memory (RSS of gunicorn and its workers) over the run.
 
 `--webhooks` (`make bench-webhooks-cost`) instead runs the spread scenario against ours
-twice in one run, each time with a webhook worker beside the server as `make serve`
-has one: first with no endpoint, then with one endpoint subscribed to every event (a
-local receiver that answers 204), and compares throughput and server CPU per request.
+in alternating runs (twice each): the webhook worker (as `make serve` runs one) stopped,
+running with no active endpoint, and delivering to one endpoint subscribed to every
+event (a local receiver that answers 204); it compares throughput, and CPU per request
+of the server and of the whole machine.
 PostgreSQL on 127.0.0.1:5432 (user postgres); its own database, inventory_bench_suite,
 emptied and seeded on every run.
 """
@@ -32,6 +33,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -400,12 +402,22 @@ def settle(scenario: str) -> tuple[int, int] | None:
     return snapshot
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine spent busy (every process: the server, PostgreSQL,
+    wrk, a webhook worker and receiver), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def http_run(server: Server, scenario: str, token: str, seconds: int, clients: int) -> dict:
     wrk(server.url, scenario, token, 2, clients)  # warm up: connections, caches
     before = settle(scenario)
     rss_before, cpu_before = server.rss_kib(), server.cpu_seconds()
+    machine_before = machine_cpu_seconds()
     run = wrk(server.url, scenario, token, seconds, clients)
     cpu = server.cpu_seconds() - cpu_before
+    machine = machine_cpu_seconds() - machine_before
     ok = run["statuses"].get("200", 0)
     errors = run["socket_errors"] + sum(
         n for status, n in run["statuses"].items() if status != "200"
@@ -419,6 +431,7 @@ def http_run(server: Server, scenario: str, token: str, seconds: int, clients: i
         "p99_ms": run["p99_us"] / 1000,
         "errors": errors,
         "cpu_ms": 1000 * cpu / max(run["requests"], 1),
+        "machine_cpu_ms": 1000 * machine / max(run["requests"], 1),
         "statuses": run["statuses"],
         "rss_before_kib": rss_before,
         "rss_after_kib": server.rss_kib(),
@@ -537,9 +550,12 @@ def soak(server: Server, token: str, seconds: int, clients: int) -> None:
     )
 
 
-def webhooks_cost(server: Server, token: str, seconds: int, clients: int, port: int) -> None:
+def webhooks_cost(
+    server: Server, token: str, seconds: int, clients: int, port: int, rounds: int = 2
+) -> None:
     """Spread with a webhook worker beside the server: no endpoint, then one endpoint
-    subscribed to every event, delivering to a local receiver."""
+    subscribed to every event delivering to a local receiver, `rounds` times; compares
+    throughput, and CPU per request of the server and of the whole machine."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -562,46 +578,64 @@ def webhooks_cost(server: Server, token: str, seconds: int, clients: int, port: 
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     env = {**server_env(), "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING"}
     worker = subprocess.Popen([PYTHON, "manage.py", "run_worker"], cwd=ROOT, env=env)
-    results = []
+    backlog = "SELECT (SELECT count(*) FROM events_event WHERE position IS NULL) + "
+    backlog += "(SELECT count(*) FROM events_delivery WHERE status = 'pending')"
+    results, lags = [], []
     try:
-        time.sleep(3)  # the worker starts and publishes the seed's events (no endpoint)
-        results.append({"endpoints": 0, **http_run(server, "spread", token, seconds, clients)})
         subprocess.run(
             [PYTHON, "manage.py", "shell", "-c",
-             f"from events import services; services.create_endpoint(url='http://127.0.0.1:{port}/')"],
+             "from events import services; services.create_endpoint("
+             f"url='http://127.0.0.1:{port}/', is_active=False)"],
             cwd=ROOT, env=env, check=True, capture_output=True,
         )  # fmt: skip
-        time.sleep(2)
-        before = len(received)
-        results.append({"endpoints": 1, **http_run(server, "spread", token, seconds, clients)})
-        during = len(received) - before
-        backlog = "SELECT (SELECT count(*) FROM events_event WHERE position IS NULL) + "
-        backlog += "(SELECT count(*) FROM events_delivery WHERE status = 'pending')"
-        at_end, drained = int(psql(backlog)), time.monotonic()
-        while int(psql(backlog)) and time.monotonic() - drained < 300:
-            time.sleep(1)
-        drained = time.monotonic() - drained
+        time.sleep(3)  # the worker starts and publishes the seed's events (no endpoint)
+        for _ in range(rounds):  # alternated, so that drift on a shared machine evens out
+            for setup in SETUPS:
+                worker.send_signal(signal.SIGSTOP if setup == "no worker" else signal.SIGCONT)
+                psql(f"UPDATE events_webhookendpoint SET is_active = {setup == '1 endpoint'}")
+                run = http_run(server, "spread", token, seconds, clients)
+                results.append({"setup": setup, **run})
+                worker.send_signal(signal.SIGCONT)
+                at_end, drained = int(psql(backlog)), time.monotonic()
+                while int(psql(backlog)) and time.monotonic() - drained < 300:
+                    time.sleep(0.5)
+                if setup == "1 endpoint":
+                    lags.append((at_end, time.monotonic() - drained))
         pending = int(psql(backlog))
         queued = int(psql("SELECT count(*) FROM events_delivery"))
     finally:
         worker.terminate()
         worker.wait(30)
         receiver.shutdown()
-    none, one = results
     print()
-    print(f"Spread, {clients} clients, {seconds} s per run, a webhook worker beside the server")
-    print(f"{'endpoints':>9} {'req/s':>8} {'p95 ms':>7} {'CPU ms/req':>10}  check")
+    print(f"Spread, {clients} clients, {seconds} s per run; the webhook worker stopped (no")
+    print("worker), running with the endpoint inactive (no endpoint), or delivering (1 endpoint)")
+    print(f"{'setup':>11} {'req/s':>8} {'p95 ms':>7} {'server CPU':>10} {'machine CPU':>11}  check")
     for r in results:
         print(
-            f"{r['endpoints']:9d} {r['rps']:8.0f} {r['p95_ms']:7.1f} {r['cpu_ms']:10.2f}  "
-            f"{r['check']}"
+            f"{r['setup']:>11} {r['rps']:8.0f} {r['p95_ms']:7.1f} {r['cpu_ms']:7.2f} ms "
+            f"{r['machine_cpu_ms']:8.2f} ms  {r['check']}"
+        )
+
+    def mean(key, setup):
+        values = [r[key] for r in results if r["setup"] == setup]
+        return sum(values) / len(values)
+
+    for setup, base in (("no endpoint", "no worker"), ("1 endpoint", "no endpoint")):
+        rps = mean("rps", setup) / mean("rps", base)
+        cpu = mean("machine_cpu_ms", base) / mean("machine_cpu_ms", setup)
+        print(
+            f"{setup} vs {base}: {rps:.2f} × the throughput, {cpu:.2f} × by the whole "
+            "machine's CPU per request (means of the runs; target ≥ 0.80 for 1 endpoint)"
         )
     print(
-        f"one endpoint: {one['rps'] / none['rps']:.2f} × the throughput with none "
-        f"(target ≥ 0.80); {during} deliveries arrived during its run; {at_end} events "
-        f"and deliveries were still to go at its end, delivered {drained:.0f} s later "
-        f"({pending} left); {queued} deliveries in all, {len(received)} received"
+        "still to deliver at the end of each 1-endpoint run: "
+        f"{', '.join(f'{n} (delivered {t:.0f} s later)' for n, t in lags)}; "
+        f"{queued} deliveries in all, {len(received)} received, {pending} left"
     )
+
+
+SETUPS = ("no worker", "no endpoint", "1 endpoint")
 
 
 def profile(server: Server, scenario: str, token: str, seconds: int, clients: int) -> None:

@@ -149,18 +149,24 @@ def database_url_of_tests() -> str:
     )
 
 
+def worker_env(**env: str) -> dict[str, str]:
+    """The environment of the worker in the tests (and of other processes beside it):
+    the test database unless `env` names another, retries and timeouts shortened."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url_of_tests(),
+        "LOG_LEVEL": "INFO",
+        **WORKER_ENV,
+        **env,
+    }
+
+
 class Worker:
     """`manage.py run_worker` in a subprocess, against the test database."""
 
     def __init__(self, log: Path, **env: str) -> None:
         self.log = log
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url_of_tests(),
-            "LOG_LEVEL": "INFO",
-            **WORKER_ENV,
-            **env,
-        }
+        self.env = worker_env(**env)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Worker":
