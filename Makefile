@@ -90,7 +90,8 @@ fuzz: $(VENV)/.dev-installed
 
 # The benchmark suite (bench/suite.py): `make serve`'s server against the floor (a bare
 # WSGI app) and pgbench on PostgreSQL at 127.0.0.1:5432; prints a table, writes
-# bench/results.png. BENCH_SECONDS / BENCH_CLIENTS shorten or widen it.
+# bench/results.png; then what webhooks cost and deliver (bench-webhooks-cost,
+# bench-webhooks). BENCH_SECONDS / BENCH_CLIENTS shorten or widen it.
 BENCH_SECONDS ?= 20
 BENCH_CLIENTS ?= 32
 BENCH_SOAK_SECONDS ?= 300
@@ -103,6 +104,7 @@ bench-tools:
 
 bench: $(VENV)/.dev-installed bench-tools
 	$(BIN)/python bench/suite.py --seconds $(BENCH_SECONDS) --clients $(BENCH_CLIENTS)
+	$(MAKE) --no-print-directory bench-webhooks-cost bench-webhooks
 
 # The spread scenario for 5 minutes, watching the server's memory.
 bench-soak: $(VENV)/.dev-installed bench-tools
@@ -130,8 +132,8 @@ bench-cpu: $(VENV)/.runtime-installed
 	@command -v valgrind >/dev/null || { echo "make bench-cpu needs valgrind (Debian: apt-get install valgrind)"; exit 1; }
 	$(BIN)/python bench/cpu.py --requests $(BENCH_CPU_REQUESTS)
 
-# The spread scenario with a webhook worker beside the server: no endpoint, then one
-# endpoint subscribed to every event (bench/suite.py --webhooks).
+# The spread scenario with a webhook worker beside the server, alternating: the worker
+# stopped, no endpoint, one endpoint subscribed to every event (bench/suite.py --webhooks).
 bench-webhooks-cost: $(VENV)/.dev-installed bench-tools
 	$(BIN)/python bench/suite.py --webhooks --seconds $(BENCH_SECONDS) --clients $(BENCH_CLIENTS)
 

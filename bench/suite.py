@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -556,26 +557,9 @@ def webhooks_cost(
     """Spread with a webhook worker beside the server: no endpoint, then one endpoint
     subscribed to every event delivering to a local receiver, `rounds` times; compares
     throughput, and CPU per request of the server and of the whole machine."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     received = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(1)
-            self.send_response(204)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    receiver = ThreadingHTTPServer(("127.0.0.1", port), Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    receiver = LeanReceiver(port, received)
     env = {**server_env(), "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING"}
     worker = subprocess.Popen([PYTHON, "manage.py", "run_worker"], cwd=ROOT, env=env)
     backlog = "SELECT (SELECT count(*) FROM events_event WHERE position IS NULL) + "
@@ -606,7 +590,7 @@ def webhooks_cost(
     finally:
         worker.terminate()
         worker.wait(30)
-        receiver.shutdown()
+        receiver.close()
     print()
     print(f"Spread, {clients} clients, {seconds} s per run; the webhook worker stopped (no")
     print("worker), running with the endpoint inactive (no endpoint), or delivering (1 endpoint)")
@@ -636,6 +620,42 @@ def webhooks_cost(
 
 
 SETUPS = ("no worker", "no endpoint", "1 endpoint")
+
+
+class LeanReceiver:
+    """The cost bench's webhook receiver: a bare asyncio HTTP/1.1 responder on
+    127.0.0.1:`port`, in a thread, answering every POST 204 and counting it. It shares
+    the two cores with what is measured, so it does as little as an HTTP server can (no
+    signature check: bench/webhook_throughput.py's receiver verifies every one)."""
+
+    def __init__(self, port: int, received: list) -> None:
+        import asyncio
+
+        self.loop = asyncio.new_event_loop()
+
+        class Connection(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport, self.buffer = transport, b""
+
+            def data_received(self, data):
+                self.buffer += data
+                while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+                    head = self.buffer[:end].lower()
+                    length = int(re.search(rb"content-length: *(\d+)", head).group(1))
+                    if len(self.buffer) < end + 4 + length:
+                        return
+                    self.buffer = self.buffer[end + 4 + length :]
+                    received.append(1)
+                    self.transport.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+        server = self.loop.run_until_complete(
+            self.loop.create_server(Connection, "127.0.0.1", port)
+        )
+        self.server = server
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 def profile(server: Server, scenario: str, token: str, seconds: int, clients: int) -> None:

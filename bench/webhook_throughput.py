@@ -90,7 +90,7 @@ def main() -> None:
     total = Event.objects.count()
     print(f"{total} events to deliver ({args.products} products), {args.workers} worker(s)")
 
-    started = time.monotonic()
+    started, machine = time.monotonic(), machine_cpu_seconds()
     workers = [
         subprocess.Popen(
             [sys.executable, "manage.py", "run_worker"],
@@ -104,6 +104,7 @@ def main() -> None:
             time.sleep(0.05)
         elapsed = time.monotonic() - started
         cpu = sum(cpu_seconds(worker.pid) for worker in workers)
+        machine = machine_cpu_seconds() - machine
     finally:
         for worker in workers:
             worker.terminate()
@@ -115,9 +116,16 @@ def main() -> None:
         f"delivered {len(set(received))}/{total} in {elapsed:.1f} s (worker start included): "
         f"{len(set(received)) / elapsed:.0f} deliveries/s; from the first arrival to the "
         f"last: {steady:.0f} deliveries/s; {len(received)} requests, {len(bad)} bad signatures; "
-        f"worker CPU {1000 * cpu / max(len(set(received)), 1):.2f} ms per delivery "
-        "(start included)"
+        f"CPU per delivery (start included): worker {1000 * cpu / max(len(received), 1):.2f} ms, "
+        f"whole machine {1000 * machine / max(len(received), 1):.2f} ms"
     )
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine spent busy (workers, PostgreSQL, the receiver)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:

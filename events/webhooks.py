@@ -364,17 +364,19 @@ def deliver(delivery_ids: list[int]) -> None:
     again raises RetryLater, leaving those after it for then: sequence order holds. A
     delivery no longer pending (settled by an earlier run of the job, whose worker died
     before finishing it) is skipped."""
-    pending = (
-        Delivery.objects.select_related("endpoint", "event")
-        .filter(pk__in=delivery_ids, status=DeliveryStatus.PENDING)
-        .in_bulk()
-    )
-    endpoints: dict[int, WebhookEndpoint] = {}
     with Sender() as sender, Recorder() as recorder:
+        body_fields = [f"event__{field.source}" for field in sender.serializer.fields.values()]
+        pending = (
+            Delivery.objects.select_related("event")
+            .filter(pk__in=delivery_ids, status=DeliveryStatus.PENDING)
+            .only("endpoint_id", "webhook_id", "attempts_since_queued", *body_fields)
+            .in_bulk()
+        )
+        # One endpoint object for the job (a 410 disables it for the rest), loaded once.
+        endpoints = WebhookEndpoint.objects.in_bulk({d.endpoint_id for d in pending.values()})
         for delivery_id in delivery_ids:
             if delivery := pending.get(delivery_id):
-                # One endpoint object for the job: a 410 disables it for the rest.
-                delivery.endpoint = endpoints.setdefault(delivery.endpoint_id, delivery.endpoint)
+                delivery.endpoint = endpoints[delivery.endpoint_id]
                 attempt(delivery, sender, recorder)
 
 

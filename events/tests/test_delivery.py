@@ -295,6 +295,26 @@ def test_the_backoff_counts_the_attempts_since_the_delivery_was_last_queued(rece
     assert (delivery.attempts, delivery.attempts_since_queued) == (4, 1)
 
 
+def test_a_job_makes_the_same_few_queries_however_many_deliveries_it_carries(receiver):
+    """Loaded together, recorded together: no query per delivery (a field the body
+    needs left out of the load would cost one each)."""
+    from django.test.utils import CaptureQueriesContext
+
+    endpoint = subscribe(receiver)
+    for n in range(4):
+        products.increment_stock(product_id=make_product(sku=f"Q-{n}").pk, quantity=1)
+    deliveries = [d.pk for d in queued(endpoint)]
+
+    with CaptureQueriesContext(connection) as few:
+        webhooks.deliver(deliveries[:3])
+    with CaptureQueriesContext(connection) as many:
+        webhooks.deliver(deliveries[3:])
+
+    assert len(deliveries[3:]) == 9
+    assert len(many.captured_queries) == len(few.captured_queries)
+    assert len(receiver.delivered()) == 12
+
+
 def test_a_hanging_receiver_times_out_within_the_total_timeout(receiver):
     endpoint = subscribe(receiver)
     make_product()
