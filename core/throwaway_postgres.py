@@ -50,10 +50,16 @@ class Cluster:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def free_port(candidates: range) -> int:
-    """The first port of `candidates` nothing listens on, on 127.0.0.1."""
+def create_on_a_free_port(candidates: range) -> Cluster:
+    """A new cluster on the first port of `candidates` it can start on (another process
+    may take a port between the check and the start: then the next one)."""
     for port in candidates:
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return port
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                continue
+        cluster = Cluster(port)
+        try:
+            return cluster.create()
+        except subprocess.CalledProcessError:
+            cluster.remove()
     raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1}")

@@ -1,8 +1,9 @@
 """View plumbing every app's API shares: throttling before refusals, strict query
-parameters, ids from URLs."""
+parameters, ids from URLs, request examples for the docs."""
 
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiExample
 from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
 
 from .limits import MAX_ID
@@ -111,3 +112,9 @@ def positive_id(value: str) -> int:
     if not positive_int_text(value, maximum=MAX_ID):
         raise NotFound()
     return int(value)
+
+
+def example(summary: str, value: dict) -> OpenApiExample:
+    """A request body for the docs' "Try it out", one that succeeds on a freshly seeded
+    database (`manage.py seed_products`; products/tests/test_schema_examples.py)."""
+    return OpenApiExample(summary, value=value, request_only=True)

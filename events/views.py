@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from core.filters import IntegerFilter
 from core.permissions import HasPermission, ModelPermissions
-from core.views import StrictQueryParamsMixin, ThrottleFirstMixin, positive_id
+from core.views import StrictQueryParamsMixin, ThrottleFirstMixin, example, positive_id
 
 from . import services
 from .models import Delivery, DeliveryStatus, Event, EventType, WebhookEndpoint
@@ -113,12 +113,24 @@ def _endpoint_id(view) -> int:
     return endpoint_id
 
 
+SUBSCRIPTION = example(
+    "Low-stock alerts to your service",
+    {
+        "url": "https://hooks.example.com/inventory",
+        "event_types": ["stock.low", "stock.recovered"],
+        "description": "Reorder alerts",
+        "is_active": True,
+    },
+)
+
+
 @extend_schema_view(
     list=extend_schema(summary="List webhook endpoints"),
     retrieve=extend_schema(summary="Get a webhook endpoint"),
     create=extend_schema(
         summary="Subscribe a URL to events",
         description="The answer carries the signing `secret`, this once.",
+        examples=[SUBSCRIPTION],
         responses={
             201: WebhookEndpointWithSecretSerializer,
             409: OpenApiResponse(description=NEED_POSTGRESQL),
@@ -127,11 +139,13 @@ def _endpoint_id(view) -> int:
     ),
     update=extend_schema(
         summary="Replace a webhook endpoint's settings",
+        examples=[SUBSCRIPTION],
         responses={200: WebhookEndpointSerializer, 409: ENDPOINT_CONFLICT, 422: URL_REFUSED},
     ),
     partial_update=extend_schema(
         summary="Change some of a webhook endpoint's settings",
         description="`is_active: true` re-enables a disabled endpoint (clearing its reason).",
+        examples=[example("Re-enable it", {"is_active": True})],
         responses={200: WebhookEndpointSerializer, 409: ENDPOINT_CONFLICT, 422: URL_REFUSED},
     ),
     destroy=extend_schema(summary="Delete a webhook endpoint and its deliveries"),
@@ -181,6 +195,7 @@ class WebhookEndpointViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewset
         "secrets sign each delivery (two `v1,` signatures in `webhook-signature`).",
         request=RotateSecretSerializer,
         responses={200: WebhookEndpointWithSecretSerializer},
+        examples=[example("Both secrets sign for a day", {"overlap_seconds": 86400})],
     )
     @action(
         detail=True, methods=["post"], url_path="rotate-secret",

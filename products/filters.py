@@ -25,7 +25,7 @@ class MoneyField(forms.DecimalField):
         return super().clean(value)
 
 
-@extend_schema_field({"type": "string", "pattern": MONEY_PATTERN, "example": "12.50"})
+@extend_schema_field({"type": "string", "pattern": MONEY_PATTERN})
 class MoneyFilter(django_filters.NumberFilter):
     field_class = MoneyField
 

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from core.permissions import ModelPermissions
-from core.views import StrictQueryParamsMixin, ThrottleFirstMixin, positive_id
+from core.views import StrictQueryParamsMixin, ThrottleFirstMixin, example, positive_id
 
 from . import idempotency, selectors, services
 from .filters import ProductFilter, ProductSearchFilter, StockMovementFilter, StrictOrderingFilter
@@ -53,6 +53,19 @@ KEY_REUSED = OpenApiResponse(
 STALE_IF_MATCH = OpenApiResponse(
     description="`precondition_failed`: If-Match does not match the product's current ETag. "
     "Nothing changed."
+)
+
+
+NEW_PRODUCT = example(
+    "A new product",
+    {
+        "sku": "BOLT-M8-40",
+        "name": "Hex bolt M8 x 40 mm, zinc-plated",
+        "description": "Box of 100.",
+        "price": "12.50",
+        "stock_quantity": 40,
+        "low_stock_threshold": 10,
+    },
 )
 # `*`, or a comma-separated list of entity tags (RFC 9110: OWS is spaces and tabs).
 STOCK_OPERATION_RESPONSES = {
@@ -99,6 +112,7 @@ def audit_from(request, data: Mapping) -> services.Audit:
     create=extend_schema(
         summary="Create a product, with its initial stock",
         parameters=[idempotency.PARAMETER],
+        examples=[NEW_PRODUCT],
         responses={201: ProductSerializer, 409: SKU_CONFLICT, 422: KEY_REUSED},
     ),
     retrieve=extend_schema(
@@ -108,11 +122,27 @@ def audit_from(request, data: Mapping) -> services.Audit:
     update=extend_schema(
         summary="Replace a product's fields (stock included)",
         parameters=[IF_MATCH],
+        examples=[
+            example(
+                "Every field of the seed's first product",
+                {
+                    "sku": "SEED-000000001",
+                    "name": "Hex nut M8, zinc-plated",
+                    "description": "Box of 100.",
+                    "price": "4.20",
+                    "stock_quantity": 120,
+                    "low_stock_threshold": 20,
+                },
+            )
+        ],
         responses={200: ProductSerializer, 409: SKU_CONFLICT, 412: STALE_IF_MATCH},
     ),
     partial_update=extend_schema(
         summary="Change some of a product's fields",
         parameters=[IF_MATCH],
+        examples=[
+            example("A new price and threshold", {"price": "13.90", "low_stock_threshold": 15})
+        ],
         responses={200: ProductSerializer, 409: SKU_CONFLICT, 412: STALE_IF_MATCH},
     ),
     destroy=extend_schema(
@@ -186,6 +216,9 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
     @extend_schema(
         summary="Add stock",
         parameters=[idempotency.PARAMETER, IF_MATCH],
+        examples=[
+            example("Goods received", {"quantity": 5, "reason": "received", "reference": "PO-2041"})
+        ],
         responses=STOCK_OPERATION_RESPONSES,
     )
     @action(detail=True, methods=["post", "patch"], permission_classes=[CanAdjustStock])
@@ -196,6 +229,11 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
         summary="Remove stock",
         description="Refused with 409 if it would take stock below zero.",
         parameters=[idempotency.PARAMETER, IF_MATCH],
+        examples=[
+            example(
+                "An order shipped", {"quantity": 5, "reason": "shipped", "reference": "SO-1187"}
+            )
+        ],
         responses=STOCK_OPERATION_RESPONSES,
     )
     @action(detail=True, methods=["post", "patch"], permission_classes=[CanAdjustStock])
@@ -206,6 +244,7 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
         summary="Set stock to a physical count",
         description="Records the difference as a `count` movement (even when it is 0).",
         parameters=[idempotency.PARAMETER, IF_MATCH],
+        examples=[example("A cycle count", {"counted_quantity": 42, "note": "Aisle 4, shelf B"})],
         responses=STOCK_OPERATION_RESPONSES,
     )
     @action(detail=True, methods=["post"], permission_classes=[CanCountStock])
@@ -316,6 +355,19 @@ class StockMovementViewSet(
     create=extend_schema(
         summary="Apply several stock changes at once: all or none",
         parameters=[idempotency.PARAMETER],
+        examples=[
+            example(
+                "A delivery of two products",
+                {
+                    "lines": [
+                        {"sku": "SEED-000000001", "delta": 12},
+                        {"sku": "SEED-000000002", "delta": 6},
+                    ],
+                    "reason": "received",
+                    "reference": "PO-2042",
+                },
+            )
+        ],
         responses={
             200: StockAdjustmentResultSerializer,
             409: OpenApiResponse(
@@ -353,7 +405,8 @@ class StockAdjustmentViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewset
 @extend_schema(
     summary="Exchange a username and password for the user's API token",
     description="Returns the user's token, creating it on first use. Send it as "
-    "`Authorization: Token <key>`. Throttled per client address.",
+    "`Authorization: Bearer <key>` (or `Token <key>`). Throttled per client address.",
+    examples=[example("Your username and password", {"username": "admin", "password": "…"})],
     responses={
         200: inline_serializer("AuthToken", {"token": serializers.CharField()}),
         401: OpenApiResponse(description="`authentication_failed`: wrong username or password."),

@@ -12,7 +12,7 @@ from collections import defaultdict
 import psycopg
 import pytest
 
-from core.throwaway_postgres import Cluster, free_port
+from core.throwaway_postgres import Cluster, create_on_a_free_port
 
 from .conftest import requires_postgres
 from .webhook_support import ROOT, Receiver, Worker, wait_until, worker_env
@@ -22,7 +22,7 @@ pytestmark = requires_postgres
 
 @pytest.fixture
 def cluster():
-    cluster = Cluster(free_port(range(5440, 5480))).create()
+    cluster = create_on_a_free_port(range(5440, 5480))
     try:
         run(cluster, "manage.py", "migrate", "--noinput", "-v0")
         yield cluster
