@@ -38,6 +38,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	@echo "SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" >> .env
 
 run: $(VENV)/.runtime-installed .env
+	@$(BIN)/python manage.py show_database
 	DB_STATEMENT_TIMEOUT=0 $(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_superuser
 	exec scripts/with_worker.sh $(BIN)/python $(BIN)/python manage.py runserver "$(HOST):$(PORT)"
@@ -62,6 +63,7 @@ serve: $(VENV)/.runtime-installed
 		exit 1; }
 	@[ -n "$$DATABASE_URL" ] || grep -qs '^DATABASE_URL=' .env || \
 		echo "make serve: warning: DATABASE_URL is not set, serving the SQLite file db.sqlite3."
+	@$(BIN)/python manage.py show_database
 	DB_STATEMENT_TIMEOUT=0 $(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_superuser
 	$(BIN)/python manage.py collectstatic --noinput -v0

@@ -70,7 +70,8 @@ WSGI_APPLICATION = "inventory_project.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The project's own look for DRF's browsable API (before the apps' templates).
+        "DIRS": [BASE_DIR / "inventory_project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -108,6 +108,19 @@ class MoneyField(serializers.DecimalField):
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know, so a typo is a 400 rather than silently ignored."""
 
+    def get_initial(self):
+        """What the browsable API's form starts with: an optional field with nothing to
+        pre-fill is left out rather than sent as `null`, which it would refuse."""
+        initial = super().get_initial()
+        if not isinstance(initial, dict):
+            return initial
+        fields = self.fields
+        return {
+            name: value
+            for name, value in initial.items()
+            if value is not None or name not in fields or fields[name].required
+        }
+
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
             unknown = sorted(set(data) - set(self.fields))[:MAX_UNKNOWN_FIELDS_REPORTED]
@@ -205,7 +218,7 @@ class StockChangeSerializer(CompareAndSetSerializer):
     """How many units to add or remove, and why."""
 
     quantity = StrictIntegerField(
-        min_value=1, max_value=MAX_STOCK, help_text="Units to add or remove (≥ 1)."
+        min_value=1, max_value=MAX_STOCK, initial=1, help_text="Units to add or remove (≥ 1)."
     )
 
 

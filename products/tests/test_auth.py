@@ -355,7 +355,9 @@ def test_create_api_user_prints_a_working_token_once(role, group):
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert client.get("/api/products/").status_code == 200
 
-    again, message = create_api_user("scanner1", "--role", role)
+    with pytest.raises(CommandError, match="printed no token: it has one already"):
+        create_api_user("scanner1", "--role", role)  # TOKEN=$(…) would be empty: exit 1
+    again, message = create_api_user("scanner1", "--role", role, "--keep-token")
     assert again == ""
     assert "existing token is unchanged" in message
 

@@ -132,3 +132,14 @@ def test_seed_products_announces_its_products_as_create_product_does():
         assert product.event_sequence == len(events)
         assert events[0].data["product"]["sku"] == product.sku
     assert Event.objects.filter(type="stock.low").exists()
+
+
+def test_show_database_names_the_database_in_use():
+    from django.db import connection
+
+    out = io.StringIO()
+    call_command("show_database", stdout=out)
+
+    kind = "PostgreSQL database" if connection.vendor == "postgresql" else "SQLite file"
+    assert out.getvalue().startswith(f"Database: {kind}")
+    assert str(connection.settings_dict["NAME"]) in out.getvalue()

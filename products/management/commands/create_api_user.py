@@ -14,7 +14,9 @@ class Command(BaseCommand):
         "Create or update a user in a role (admin = Inventory admin, staff = Warehouse "
         "staff) and print its API token. Standard output is the token alone, so "
         "TOKEN=$(manage.py create_api_user NAME --role staff) works; a token is printed "
-        "only when it is created (first run, or --rotate-token)."
+        "only when it is created (first run, or --rotate-token). For a user who has a "
+        "token already, it exits 1 (the changes made) unless --keep-token says that no "
+        "token is wanted."
     )
 
     def add_arguments(self, parser):
@@ -23,11 +25,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--password", help="also let the user log in to the admin with this password"
         )
-        parser.add_argument(
+        tokens = parser.add_mutually_exclusive_group()
+        tokens.add_argument(
             "--rotate-token", action="store_true", help="replace the user's token with a new one"
         )
+        tokens.add_argument(
+            "--keep-token",
+            action="store_true",
+            help="an existing user: change the role (or password) and print no token",
+        )
 
-    def handle(self, *args, username, role, password, rotate_token, **options):
+    def handle(self, *args, username, role, password, rotate_token, keep_token, **options):
         group_name = ROLE_GROUPS[role]
         try:
             group = Group.objects.get(name=group_name)
@@ -68,8 +76,13 @@ class Command(BaseCommand):
                 f"{action} {username!r} as {group_name}. Its API token is above: store it "
                 "now; it is printed only once."
             )
-        else:
+        elif keep_token:
             self.stderr.write(
-                f"{action} {username!r} as {group_name}; its existing token is unchanged "
-                "(--rotate-token issues a new one)."
+                f"{action} {username!r} as {group_name}; its existing token is unchanged."
+            )
+        else:  # nothing on standard output: TOKEN=$(…) would be empty
+            raise CommandError(
+                f"{action} {username!r} as {group_name}, but printed no token: it has one "
+                "already, printed when it was made. --rotate-token prints a new one (the old "
+                "one stops working); --keep-token says you want none."
             )
