@@ -5,10 +5,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.errors import api_not_found
 
-admin.site.site_header = "Warehouse inventory"
-admin.site.site_title = "Warehouse inventory"
-admin.site.index_title = "Products, stock and webhooks"
-
 urlpatterns = [
     path("", RedirectView.as_view(url="/api/", permanent=False)),
     path("admin/", admin.site.urls),

@@ -3,6 +3,7 @@ from contextlib import suppress
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -11,7 +12,7 @@ from django.utils.safestring import mark_safe
 from core.admin import ReadOnlyAdmin
 from core.filters import WholeNumberField
 
-from . import selectors, services
+from . import charts, selectors, services
 from .filters import MoneyField
 from .models import MAX_STOCK, Product, StockMovement
 from .roles import ADJUST_STOCK, VIEW_MOVEMENTS
@@ -154,14 +155,20 @@ class ProductAdmin(SkuKeySearchMixin, admin.ModelAdmin):
             url,
         )
 
+    @admin.display(description="Stock over time")
+    def stock_chart(self, product: Product) -> str:
+        return render_to_string(
+            "admin/products/product/stock_chart.html", {"chart": charts.stock_chart(product)}
+        )
+
     def get_readonly_fields(self, request, obj=None):
         # Stock of an existing product moves only through the stock actions; its
-        # history is shown to those who may read the ledger.
+        # history (chart and last movements) is shown to those who may read the ledger.
         fields = ["created_at", "updated_at"]
         if obj is not None:
             fields.insert(0, "stock_quantity")
             if request.user.has_perm(VIEW_MOVEMENTS):
-                fields.append("recent_movements")
+                fields += ["stock_chart", "recent_movements"]
         return fields
 
     def save_model(self, request, obj, form, change):

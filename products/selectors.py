@@ -2,7 +2,18 @@
 
 from collections.abc import Iterable
 
-from django.db.models import F, Func, QuerySet, TextField
+from django.db.models import (
+    Count,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    Q,
+    QuerySet,
+    Sum,
+    TextField,
+)
+from django.db.models.functions import Cast, Coalesce, NullIf
 
 from .models import Product, StockMovement
 from .text import normalize_sku
@@ -70,3 +81,29 @@ def search(queryset: QuerySet[Product], terms: Iterable[str]) -> QuerySet[Produc
 def movements() -> QuerySet[StockMovement]:
     """The ledger, newest first, with each movement's user."""
     return StockMovement.objects.select_related("user").order_by("-id")
+
+
+def most_urgent(limit: int) -> QuerySet[Product]:
+    """Products at or below their threshold, most urgent first: out of stock, then the
+    smallest share of the threshold left, then the largest shortfall."""
+    share_left = ExpressionWrapper(
+        Cast("stock_quantity", FloatField()) / NullIf("low_stock_threshold", 0),
+        output_field=FloatField(),
+    )
+    return below_requirement().order_by(
+        F("stock_quantity").asc(),
+        share_left.asc(nulls_first=True),
+        (F("stock_quantity") - F("low_stock_threshold")).asc(),
+        "id",
+    )[:limit]
+
+
+def flows_since(since) -> dict[str, int]:
+    """Units in (positive changes) and out (negative) over the ledger since `since`,
+    and how many movements."""
+    totals = StockMovement.objects.filter(created_at__gte=since).aggregate(
+        units_in=Coalesce(Sum("delta", filter=Q(delta__gt=0)), 0),
+        units_out=Coalesce(-Sum("delta", filter=Q(delta__lt=0)), 0),
+        movements=Count("id"),
+    )
+    return totals
