@@ -75,3 +75,10 @@ def test_a_manager_logs_in_reads_the_dashboard_and_a_product_s_chart(
     assert len(points) == 1 + 2 * 3 + 1  # the start, a step per decrement, up to now
     assert page.locator("#threshold").count() == 1
     assert "from 4 movements" in page.content()
+
+    page.goto(f"{live_server.url}/admin/products/stockmovement/")
+    page.locator("#result_list").wait_for()
+    widest = page.evaluate("document.documentElement.scrollWidth")
+    page.screenshot(path=str(tmp_path / "movements.png"), full_page=True)
+
+    assert widest <= 1400  # the ledger's list fits the screen, filters beside it
