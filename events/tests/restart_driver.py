@@ -4,11 +4,12 @@ throwaway cluster that test restarts (DATABASE_URL names it):
     python -m events.tests.restart_driver endpoint URL    # prints the new endpoint's secret
     python -m events.tests.restart_driver changes PRODUCTS CHANGES
 
-`changes` makes PRODUCTS products, then CHANGES stock changes across them, a few
-milliseconds apart; a change that meets the database down is made again once it is
-back. Prints how many changes met an error.
+`changes` makes PRODUCTS products and prints "ready", then makes CHANGES stock changes
+across them, a few milliseconds apart; a change that meets the database down is made
+again once it is back. Prints how many changes met an error.
 """
 
+import contextlib
 import os
 import sys
 import time
@@ -34,6 +35,7 @@ def main(command: str, *args: str) -> None:
         ).pk
         for n in range(count)
     ]
+    print("ready", flush=True)
     errors = 0
     for n in range(changes):
         change = services.decrement_stock if n % 3 else services.increment_stock
@@ -43,7 +45,8 @@ def main(command: str, *args: str) -> None:
                 break
             except Error:  # the database is down or restarting: again, once it is back
                 errors += 1
-                connection.close()
+                with contextlib.suppress(Exception):
+                    connection.close()
                 time.sleep(0.1)
         time.sleep(0.01)
     print(errors, flush=True)

@@ -5,7 +5,6 @@ signed, each product's in sequence order."""
 
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 
@@ -57,19 +56,22 @@ def test_postgresql_restarted_while_events_flow_loses_nothing(cluster, tmp_path,
         receiver.secrets = [secret]
         worker = Worker(tmp_path / "worker.log", DATABASE_URL=cluster.url).start()
         try:
-            result = {}
-            driver = threading.Thread(
-                target=lambda: result.update(
-                    errors=run(cluster, "-m", "events.tests.restart_driver", "changes", "4", "300")
-                )
+            driver = subprocess.Popen(
+                [sys.executable, "-m", "events.tests.restart_driver", "changes", "4", "300"],
+                cwd=ROOT,
+                env=worker_env(DATABASE_URL=cluster.url),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
-            driver.start()
+            assert driver.stdout.readline().strip() == "ready", driver.stderr.read()
             for mode in ("fast", "immediate"):  # a clean restart, then a crash
                 time.sleep(1.5)
                 cluster.stop(mode)
                 time.sleep(1)
                 cluster.start()
-            driver.join(180)
+            out, err = driver.communicate(timeout=180)
+            assert driver.returncode == 0, err[-3000:]
             events = committed_events(cluster)
             wait_until(
                 lambda: {r.id for r in receiver.delivered()} >= set(events),
@@ -85,7 +87,7 @@ def test_postgresql_restarted_while_events_flow_loses_nothing(cluster, tmp_path,
     finally:
         receiver.close()
 
-    assert int(result["errors"]) > 0  # the changes did meet the database down
+    assert int(out.strip()) > 0  # the changes did meet the database down
     assert len(events) >= 4 * 2 + 300  # created and initial stock, then every change
     assert all(r.verified for r in receiver.all())
     first_arrivals = defaultdict(list)
