@@ -127,7 +127,7 @@ def postgresql_database(url: str, *, pooled: bool) -> dict:
             "prepare_threshold": "prepared statements belong to one server session",
         }
         for name, why in refused.items():
-            if options.get(name) not in (None, False, ""):
+            if str(options.get(name, "")).lower() not in ("", "none", "false"):
                 raise ImproperlyConfigured(
                     f"DATABASE_POOLING=transaction: `{name}` in DATABASE_URL ({why})."
                 )

@@ -80,6 +80,14 @@ def test_transaction_pooling_refuses_what_needs_a_session_in_the_database_url(qu
     assert f"DATABASE_POOLING=transaction: `{query.split('=')[0]}`" in result.stderr
 
 
+def test_transaction_pooling_accepts_what_turns_them_off():
+    database, _ = pooled_settings(
+        DATABASE_URL="postgres://u@127.0.0.1:6432/db?server_side_binding=false"
+    )
+
+    assert database["OPTIONS"]["server_side_binding"] == "false"
+
+
 def test_an_unknown_pooling_mode_is_refused():
     result = database_settings(DATABASE_POOLING="statement")
 
