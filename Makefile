@@ -13,7 +13,7 @@ PORT ?= 8000
 LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
-.PHONY: run serve worker test fuzz lint format migrate clean bench bench-soak bench-tools bench-profile \
+.PHONY: run serve worker test test-pgbouncer fuzz lint format migrate clean bench bench-soak bench-tools bench-profile \
 	bench-lists bench-db-restart bench-webhooks bench-webhooks-cost bench-cpu
 
 $(BIN)/python:
@@ -82,6 +82,20 @@ test: $(VENV)/.dev-installed
 	fi; \
 	echo "Testing against $${DATABASE_URL:-SQLite (set DATABASE_URL for PostgreSQL)}"; \
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The concurrency and idempotency tests again, through a PgBouncer of their own in
+# transaction pooling mode (DATABASE_POOLING=transaction) in front of the PostgreSQL of
+# DATABASE_URL (else LOCAL_POSTGRES_URL): scripts/through_pgbouncer.py. Needs Debian's
+# pgbouncer (apt-get install pgbouncer); starts no system service.
+PGBOUNCER_TESTS ?= products/tests/test_pooling.py products/tests/test_concurrency.py \
+	products/tests/test_idempotency.py products/tests/test_if_match.py \
+	events/tests/test_feed.py events/tests/test_recording.py
+test-pgbouncer: $(VENV)/.dev-installed
+	@if [ -z "$$DATABASE_URL" ] && [ -f .env ]; then \
+		export DATABASE_URL="$$(sed -n 's/^DATABASE_URL=//p' .env | tail -n 1)"; \
+	fi; \
+	DATABASE_URL="$${DATABASE_URL:-$(LOCAL_POSTGRES_URL)}" \
+		$(BIN)/python scripts/through_pgbouncer.py $(PGBOUNCER_TESTS) $(PYTEST_ARGS)
 
 # Schemathesis, every check and phase, against the app served by gunicorn on a fresh
 # PostgreSQL database (FUZZ_DATABASE_URL, default inventory_fuzz on 127.0.0.1:5432;

@@ -97,29 +97,72 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+# Behind PgBouncer in transaction pooling mode (README, Running several servers) set
+# DATABASE_POOLING=transaction: each transaction may then run on another server session,
+# so the connections carry no session state. No server-side cursors (a WITH HOLD cursor
+# outlives its transaction); no `options` startup parameter (PgBouncer refuses it): the
+# timeouts below are then PgBouncer's to set, on its database entry; no server-side
+# prepared statements (Django's psycopg default, prepare_threshold=None, kept). Advisory
+# locks are transaction-level (pg_advisory_xact_lock) either way.
+DATABASE_POOLING = env.str("DATABASE_POOLING", default="session")
+if DATABASE_POOLING not in ("session", "transaction"):
+    raise ImproperlyConfigured("DATABASE_POOLING must be `session` or `transaction`.")
+
+
+def postgresql_database(url: str, *, pooled: bool) -> dict:
+    """DATABASES' entry for a PostgreSQL URL: timeouts, keepalives, and when `pooled`
+    (transaction pooling) nothing that needs a session of its own."""
+    database = env.db_url_config(url)
     # Fail fast instead of hanging: a request waits at most DB_CONNECT_TIMEOUT for a
     # connection and DB_STATEMENT_TIMEOUT for a statement (lock waits included), then
     # answers 503. A transaction left idle (a stuck worker) is ended, and its row locks
     # freed, after DB_IDLE_IN_TRANSACTION_TIMEOUT. 0 turns a timeout off. Options given
-    # in DATABASE_URL's query string win.
-    _options = DATABASES["default"].setdefault("OPTIONS", {})
-    _options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
-    _server_timeouts = {
-        "statement_timeout": env.float("DB_STATEMENT_TIMEOUT", default=30),
-        "idle_in_transaction_session_timeout": env.float(
-            "DB_IDLE_IN_TRANSACTION_TIMEOUT", default=60
-        ),
-    }
-    _options["options"] = " ".join(
-        [f"-c {name}={round(seconds * 1000)}" for name, seconds in _server_timeouts.items()]
-        + ([_options["options"]] if _options.get("options") else [])
-    )
+    # in the URL's query string win.
+    options = database.setdefault("OPTIONS", {})
+    options.setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
+    database["DISABLE_SERVER_SIDE_CURSORS"] = pooled
+    if pooled:
+        refused = {
+            "options": "PgBouncer refuses startup options: set the timeouts on its database entry",
+            "server_side_binding": "server-side binding prepares statements",
+            "prepare_threshold": "prepared statements belong to one server session",
+        }
+        for name, why in refused.items():
+            if str(options.get(name, "")).lower() not in ("", "none", "false"):
+                raise ImproperlyConfigured(
+                    f"DATABASE_POOLING=transaction: `{name}` in DATABASE_URL ({why})."
+                )
+    else:
+        server_timeouts = {
+            "statement_timeout": env.float("DB_STATEMENT_TIMEOUT", default=30),
+            "idle_in_transaction_session_timeout": env.float(
+                "DB_IDLE_IN_TRANSACTION_TIMEOUT", default=60
+            ),
+        }
+        options["options"] = " ".join(
+            [f"-c {name}={round(seconds * 1000)}" for name, seconds in server_timeouts.items()]
+            + ([options["options"]] if options.get("options") else [])
+        )
     # TCP keepalives notice a database host that vanished without closing the socket.
-    _options.setdefault("keepalives", 1)
-    _options.setdefault("keepalives_idle", 30)
-    _options.setdefault("keepalives_interval", 10)
-    _options.setdefault("keepalives_count", 3)
+    options.setdefault("keepalives", 1)
+    options.setdefault("keepalives_idle", 30)
+    options.setdefault("keepalives_interval", 10)
+    options.setdefault("keepalives_count", 3)
+    return database
+
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"] = postgresql_database(
+        DATABASE_URL, pooled=DATABASE_POOLING == "transaction"
+    )
+# The webhook worker LISTENs for new jobs, which needs a session of its own: behind
+# PgBouncer in transaction mode it connects to PostgreSQL directly, by DIRECT_DATABASE_URL
+# (the same database; run_worker refuses to start without it under DATABASE_POOLING=
+# transaction). Otherwise the worker uses DATABASE_URL like everything else.
+DIRECT_DATABASE_URL = env.str("DIRECT_DATABASE_URL", default="")
+DIRECT_DATABASE = (
+    postgresql_database(DIRECT_DATABASE_URL, pooled=False) if DIRECT_DATABASE_URL else None
+)
 # Webhook deliveries queue in PostgreSQL (procrastinate, whose tables are PostgreSQL-only
 # SQL): its Django app, and with it the worker, exist only on PostgreSQL. On SQLite the
 # API works, and creating a webhook endpoint is refused (README, Webhooks).

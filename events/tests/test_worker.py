@@ -4,6 +4,8 @@ sequence order, at least once, through failures, a killed worker and killed data
 connections."""
 
 import itertools
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -14,13 +16,16 @@ from django.db import connection
 from events.models import Delivery, Event, WebhookEndpoint
 from products import services as products
 
-from .conftest import make_product, make_user, requires_postgres, token_client
+from .conftest import closed_port, make_product, make_user, requires_postgres, token_client
 from .webhook_support import (
+    ROOT,
     Receiver,
+    database_url_of_tests,
     empty_job_queue,
     running_worker,
     subscribe,
     wait_until,
+    worker_env,
 )
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
@@ -192,3 +197,38 @@ def test_database_connections_killed_while_events_flow_lose_nothing(receiver, tm
     assert len(wanted) == 17
     assert sorted({r.id for r in receiver.delivered()}) == sorted(wanted)
     assert all(r.verified for r in receiver.all())
+
+
+def test_behind_pgbouncer_the_worker_connects_only_by_the_direct_url(receiver, tmp_path):
+    """Under DATABASE_POOLING=transaction the worker (LISTEN/NOTIFY) bypasses PgBouncer:
+    with DATABASE_URL pointing nowhere, it still delivers, by DIRECT_DATABASE_URL."""
+    subscribe(receiver)
+    make_product(stock_quantity=5)  # product.created, stock.changed
+    nowhere = f"postgres://postgres@127.0.0.1:{closed_port()}/nowhere"
+
+    with running_worker(
+        tmp_path,
+        DATABASE_URL=nowhere,
+        DATABASE_POOLING="transaction",
+        DIRECT_DATABASE_URL=database_url_of_tests(),
+    ):
+        wait_until(lambda: len(receiver.delivered()) >= 2, timeout=60)
+
+    assert all(request.verified for request in receiver.all())
+
+
+def test_behind_pgbouncer_the_worker_refuses_to_start_without_a_direct_url():
+    env = worker_env(DATABASE_POOLING="transaction")
+    env.pop("DIRECT_DATABASE_URL", None)
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "run_worker"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "the worker needs DIRECT_DATABASE_URL" in result.stderr

@@ -10,7 +10,7 @@ import logging
 import signal
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 logger = logging.getLogger("events.worker")
@@ -40,6 +40,15 @@ class Command(BaseCommand):
                 "Webhook deliveries need PostgreSQL (DATABASE_URL): no worker started."
             )
             return
+        if settings.DIRECT_DATABASE is not None:
+            # LISTEN/NOTIFY needs a session of its own: past PgBouncer, straight to
+            # PostgreSQL (README, Running several servers). No connection is open yet.
+            connections.settings["default"].update(settings.DIRECT_DATABASE)
+        elif settings.DATABASE_POOLING == "transaction":
+            raise CommandError(
+                "DATABASE_POOLING=transaction: the worker needs DIRECT_DATABASE_URL, a "
+                "connection to PostgreSQL that bypasses PgBouncer (it LISTENs for new jobs)."
+            )
         # Each of the worker's threads keeps its database connection between jobs (checked
         # before each job, replaced if it died) instead of connecting for every delivery.
         connections.settings["default"]["CONN_MAX_AGE"] = max(
