@@ -14,8 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
+from core.throttling import AnonRateThrottle, UserRateThrottle
 from products.models import Product, StockMovement
 
 from .conftest import make_product, make_user, token_client
@@ -310,7 +310,7 @@ def test_throttle_counts_are_shared_between_processes_through_the_cache(monkeypa
         "from django.contrib.auth.models import AnonymousUser;"
         "from django.test import RequestFactory;"
         "from rest_framework.request import Request;"
-        "from rest_framework.throttling import AnonRateThrottle as T;"
+        "from core.throttling import AnonRateThrottle as T;"
         "T.rate = '3/minute';"
         "r = Request(RequestFactory().post('/api/auth/token/', REMOTE_ADDR='127.0.0.1'));"
         "r.user = AnonymousUser();"
