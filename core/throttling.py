@@ -26,10 +26,12 @@ class SlidingWindowRateThrottle(throttling.SimpleRateThrottle):
     has used its limit gets requests back gradually.
 
     Each window's count is an integer in the cache under `<DRF's key>:<window number>`,
-    kept for two windows: `cache.incr`, or `cache.add` for the window's first request.
-    Both are atomic on Redis, so every server process counts together. A refused
-    request is taken off again (`cache.decr`): as with DRF's throttle, only allowed
-    requests count.
+    kept for two windows. A request reads both windows' counts (one `get_many`); if
+    they already reach the limit it is refused there, uncounted. Otherwise it is
+    counted with `cache.incr` (`cache.add` for the window's first request), both atomic
+    on Redis so that every server process counts together, and judged again on the
+    count `incr` returns; if others' requests got there first it is refused and taken
+    off again (`cache.decr`). As with DRF's throttle, only allowed requests count.
     """
 
     def allow_request(self, request, view) -> bool:
@@ -41,14 +43,21 @@ class SlidingWindowRateThrottle(throttling.SimpleRateThrottle):
         self.now = self.timer()
         window = int(self.now // self.duration)
         self.window_end = (window + 1) * self.duration
-        self.previous = self.cache.get(f"{self.key}:{window - 1}", 0)
-        current_key = f"{self.key}:{window}"
-        self.current = self._count(current_key) - 1  # the others in this window
-        counted = self.current + self.previous * (self.window_end - self.now) / self.duration
-        if counted < self.num_requests:
+        previous_key, current_key = f"{self.key}:{window - 1}", f"{self.key}:{window}"
+        counts = self.cache.get_many([previous_key, current_key])
+        self.previous = counts.get(previous_key, 0)
+        self.current = counts.get(current_key, 0)  # the others in this window
+        if self._counted() >= self.num_requests:
+            return self.throttle_failure()  # refused without a write
+        self.current = self._count(current_key, new=current_key not in counts) - 1
+        if self._counted() < self.num_requests:
             return self.throttle_success()
-        self._uncount(current_key)
+        self._uncount(current_key)  # others' requests were counted first
         return self.throttle_failure()
+
+    def _counted(self) -> float:
+        """The requests counted in the last `duration`, this one left out."""
+        return self.current + self.previous * (self.window_end - self.now) / self.duration
 
     def throttle_success(self) -> bool:
         return True  # counted already
@@ -70,20 +79,25 @@ class SlidingWindowRateThrottle(throttling.SimpleRateThrottle):
         # Allowed from just after `allowed_after`: the next whole second.
         return math.floor(max(allowed_after - self.now, 0.0)) + 1
 
-    def _count(self, key: str) -> int:
-        """Count this request in the window at `key`; return the window's count."""
+    def _count(self, key: str, *, new: bool) -> int:
+        """Count this request in the window at `key`; return the window's count.
+
+        `add` first if the key was `new` a moment ago, else `incr` first: on Redis each
+        failed attempt is one more round trip.
+        """
+        timeout = 2 * self.duration
+        if new and self.cache.add(key, 1, timeout):
+            return 1
         for _ in range(3):
             try:
-                # First, as the key nearly always exists (and on Redis an `add` that
-                # fails would be one more round trip on every request).
                 return self.cache.incr(key)
             except ValueError:
-                # The window's first request, or the key vanished (evicted, cache
-                # cleared) after another request's `add`.
-                if self.cache.add(key, 1, 2 * self.duration):
+                # The key vanished (expired, evicted, cache cleared) after the `get`
+                # or another request's `add`.
+                if self.cache.add(key, 1, timeout):
                     return 1
         # The key keeps vanishing: the cache is keeping nothing. Count afresh.
-        self.cache.set(key, 1, 2 * self.duration)
+        self.cache.set(key, 1, timeout)
         return 1
 
     def _uncount(self, key: str) -> None:

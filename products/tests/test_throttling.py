@@ -2,6 +2,7 @@
 Retry-After, windows rolling over, counts shared through the cache, and a count that
 stays one integer whatever the rate."""
 
+import threading
 import uuid
 
 import pytest
@@ -179,6 +180,62 @@ def test_throttle_instances_sharing_a_cache_count_together():
     one, other = Client("3/minute", cache, clock), Client("3/minute", cache, clock)
 
     assert [one.send(), other.send(), one.send(), other.send()] == [True, True, True, False]
+
+
+class Interleaving(LocMemCache):
+    """Runs `meanwhile` once, just before its next `incr`: another server process's
+    request arriving between this one's read of the counts and its increment."""
+
+    meanwhile = None
+
+    def incr(self, key, delta=1, version=None):
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile is not None:
+            meanwhile()
+        return super().incr(key, delta, version)
+
+
+def test_a_request_overtaken_between_reading_and_counting_is_refused_and_not_counted():
+    clock, cache = Clock(), Interleaving(f"throttle-{uuid.uuid4()}", {})
+    one, other = Client("3/minute", cache, clock), Client("3/minute", cache, clock)
+    assert [one.send(), one.send()] == [True, True]
+    overtaking = []
+    cache.meanwhile = lambda: overtaking.append(other.send())
+
+    assert not one.send()
+
+    assert overtaking == [True]
+    assert cache.get(one.count_key()) == 3
+    assert one.retry_after() == 51
+
+
+@pytest.mark.parametrize("backend", ["locmem", "redis"])
+def test_concurrent_requests_are_allowed_exactly_up_to_the_limit(backend):
+    if backend == "redis" and not redis_is_up():
+        pytest.skip("needs Redis on 127.0.0.1:6379")
+    clock, cache = Clock(), locmem() if backend == "locmem" else redis()
+    address = f"192.0.2.{uuid.uuid4().int % 250}"
+    threads_count = 8
+    barrier = threading.Barrier(threads_count)
+    allowed = []
+
+    def hammer() -> None:
+        client = Client("50/minute", cache, clock, address)
+        barrier.wait()
+        allowed.extend(client.send() for _ in range(25))
+
+    threads = [threading.Thread(target=hammer) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    probe = Client("50/minute", cache, clock, address)
+    try:
+        assert not probe.send()
+        assert allowed.count(True) == 50
+        assert cache.get(probe.count_key()) == 50
+    finally:
+        cache.delete(probe.count_key())
 
 
 def test_the_count_stays_one_small_integer_at_any_rate():
