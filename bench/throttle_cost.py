@@ -139,9 +139,10 @@ def measure(base, rate, per_minute, cache, requests, repeat):
         cost.append((time.process_time() - start) / requests * 1e6)
         if redis_before is not None:
             server.append((redis_cpu(cache) - redis_before) / requests * 1e6)
-    size = value_size(cache, key, clock)
+    last_window = int((clock.now - step) // 60)  # the last request's
+    size = value_size(cache, key, last_window)
     # The older windows' counts expire on their own, within two minutes.
-    cache.delete_many([key, *(f"{key}:{int(clock.now // 60) + n}" for n in (-1, 0))])
+    cache.delete_many([key, *(f"{key}:{last_window + n}" for n in (-1, 0))])
     return cost, server, size
 
 
@@ -152,11 +153,11 @@ def redis_cpu(cache) -> float | None:
     return info["used_cpu_user"] + info["used_cpu_sys"]
 
 
-def value_size(cache, key: str, clock: Clock) -> int:
+def value_size(cache, key: str, window: int) -> int:
     """Bytes of the value a request reads and writes, as the cache stores it."""
     value = cache.get(key)
-    if value is None:  # ours: the current window's count
-        value = cache.get(f"{key}:{int(clock.now // 60)}")
+    if value is None:  # ours: the window's count
+        value = cache.get(f"{key}:{window}")
     if isinstance(cache, RedisCache) and isinstance(value, int):
         return len(str(value))  # Redis keeps an integer as its digits
     return len(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
