@@ -14,7 +14,7 @@ LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/inventory
 PYTEST_ARGS ?=
 
 .PHONY: run serve worker test test-pgbouncer fuzz lint format migrate clean bench bench-soak bench-tools bench-profile \
-	bench-lists bench-db-restart bench-webhooks bench-webhooks-cost bench-cpu
+	bench-lists bench-db-restart bench-webhooks bench-webhooks-cost bench-cpu bench-throttle
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -147,6 +147,12 @@ BENCH_CPU_REQUESTS ?= 100
 bench-cpu: $(VENV)/.runtime-installed
 	@command -v valgrind >/dev/null || { echo "make bench-cpu needs valgrind (Debian: apt-get install valgrind)"; exit 1; }
 	$(BIN)/python bench/cpu.py --requests $(BENCH_CPU_REQUESTS)
+
+# CPU per request of the throttle, DRF's list of timestamps against our count, at
+# 3000/minute and 100000000/minute, in-process and with Redis (bench/throttle_cost.py;
+# Redis at 127.0.0.1:6379/15, its own keys only). Under a minute, one core.
+bench-throttle: $(VENV)/.runtime-installed
+	$(BIN)/python bench/throttle_cost.py
 
 # The spread scenario with a webhook worker beside the server, alternating: the worker
 # stopped, no endpoint, one endpoint subscribed to every event (bench/suite.py --webhooks).

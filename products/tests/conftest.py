@@ -1,6 +1,7 @@
 import os
 import socket
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from core.throttling import SlidingWindowRateThrottle
 from products import roles, services
 from products.models import Product
 
@@ -27,9 +29,23 @@ requires_postgres = pytest.mark.skipif(
 _sequence = iter(range(1, 10**9))
 
 
+class ThrottleClock:
+    """Real time, shifted so that a test starts 10 s into a day (and so into an hour
+    and a minute): a test's requests stay in one throttle window (across a window's
+    end, the earlier ones would count for a little less)."""
+
+    def __init__(self):
+        real = time.time()
+        self.shift = (real // 86400 + 1) * 86400 + 10 - real
+
+    def __call__(self) -> float:
+        return time.time() + self.shift
+
+
 @pytest.fixture(autouse=True)
-def _fresh_throttle_counts():
-    """Throttle counters live in the cache; each test starts from zero."""
+def _fresh_throttle_counts(monkeypatch):
+    """Throttle counters live in the cache; each test starts from zero, in a window."""
+    monkeypatch.setattr(SlidingWindowRateThrottle, "timer", ThrottleClock())
     cache.clear()
     yield
     cache.clear()

@@ -14,8 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
+from core.throttling import AnonRateThrottle, UserRateThrottle
 from products.models import Product, StockMovement
 
 from .conftest import make_product, make_user, token_client
@@ -299,6 +299,10 @@ def test_throttle_counts_are_shared_between_processes_through_the_cache(monkeypa
     }
     cache.clear()
     monkeypatch.setattr(AnonRateThrottle, "rate", "3/minute", raising=False)
+    # Both processes on one clock, 10 s into a window: if the window changed between
+    # them, the first two requests would count for a little less in the next one.
+    now = 29_000_000 * 60 + 10.0
+    monkeypatch.setattr(AnonRateThrottle, "timer", staticmethod(lambda: now))
     client = APIClient()
     for _ in range(2):
         client.post("/api/auth/token/", {}, format="json")
@@ -310,8 +314,9 @@ def test_throttle_counts_are_shared_between_processes_through_the_cache(monkeypa
         "from django.contrib.auth.models import AnonymousUser;"
         "from django.test import RequestFactory;"
         "from rest_framework.request import Request;"
-        "from rest_framework.throttling import AnonRateThrottle as T;"
+        "from core.throttling import AnonRateThrottle as T;"
         "T.rate = '3/minute';"
+        f"T.timer = staticmethod(lambda: {now!r});"
         "r = Request(RequestFactory().post('/api/auth/token/', REMOTE_ADDR='127.0.0.1'));"
         "r.user = AnonymousUser();"
         "print(T().allow_request(r, None), T().allow_request(r, None))"
