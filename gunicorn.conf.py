@@ -6,6 +6,8 @@ lists the variables.
 """
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import environ
@@ -19,6 +21,16 @@ env = environ.Env()
 os.environ.setdefault("CONN_MAX_AGE", "600")
 
 CPUS = os.cpu_count() or 1
+
+# Metrics (core/metrics.py): each worker process writes its values to files in
+# PROMETHEUS_MULTIPROC_DIR and /metrics sums them, whichever worker answers. It must be
+# set before a worker imports the app, and be empty at start: scripts/with_worker.sh
+# makes a fresh one shared with the webhook worker (whose delivery counts it carries);
+# gunicorn started on its own makes its own, removed at exit. One given in the
+# environment is used as it is (empty it before starting).
+METRICS_DIR_IS_OURS = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if METRICS_DIR_IS_OURS:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="inventory-metrics-")
 
 wsgi_app = "inventory_project.wsgi:application"
 bind = [f"{env.str('HOST', default='127.0.0.1')}:{env.int('PORT', default=8000)}"]
@@ -80,3 +92,15 @@ def when_ready(server):
             workers,
             workers,
         )
+
+
+def child_exit(server, worker):
+    """A worker is gone: its counters stay in the sums (prometheus_client keeps them)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if METRICS_DIR_IS_OURS:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

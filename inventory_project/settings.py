@@ -4,6 +4,7 @@ Every variable is documented in `.env.example`. A `.env` file next to `manage.py
 is read if present; real environment variables win over it.
 """
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Times and counts every request by route and status; answers /metrics.
+    "core.metrics.MetricsMiddleware",
     # A chunked request body is refused (411) before anything could read it as empty.
     "inventory_project.middleware.LengthRequiredMiddleware",
     # /healthz and /readyz for load balancers, answered before everything else.
@@ -295,6 +298,15 @@ SPECTACULAR_SETTINGS = {
         "products.schema.document_problem_responses",
     ],
 }
+
+# /metrics (README "Metrics and logs"): served to these addresses or networks
+# (comma-separated; empty = none), and to any client sending METRICS_TOKEN as a Bearer token.
+METRICS_ALLOWED_IPS = tuple(env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"]))
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+try:
+    [ipaddress.ip_network(address, strict=False) for address in METRICS_ALLOWED_IPS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from None
 
 LOGGING = {
     "version": 1,
