@@ -5,6 +5,7 @@ is read if present; real environment variables win over it.
 """
 
 import ipaddress
+import logging
 import re
 from pathlib import Path
 
@@ -49,11 +50,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # X-Request-ID on every response, and on every log line written during the request.
+    "core.logs.RequestIdMiddleware",
     # Times and counts every request by route and status; answers /metrics.
     "core.metrics.MetricsMiddleware",
     # A chunked request body is refused (411) before anything could read it as empty.
     "inventory_project.middleware.LengthRequiredMiddleware",
-    # /healthz and /readyz for load balancers, answered before everything else.
+    # /healthz and /readyz for load balancers, answered before everything else (but the
+    # two above, which add a request id and count them).
     "products.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, API docs) straight from STATIC_ROOT, before any other work.
@@ -308,13 +312,29 @@ try:
 except ValueError as exc:
     raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from None
 
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id,
+# exception); the default is one plain line per record.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json.")
+if LOG_FORMAT == "json":
+    logging.captureWarnings(True)  # Python's warnings as log lines too, not bare text
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "core.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "core.logs.RequestIdFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # Django's own loggers would print a second time through the root logger.
     "loggers": {
