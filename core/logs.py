@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
+from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponse
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -68,15 +69,17 @@ class JsonFormatter(BaseJsonFormatter):
     (e.g. Django's status_code)."""
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("fmt", "%(levelname)s %(name)s %(message)s")
-        kwargs.setdefault("timestamp", "time")
+        kwargs.setdefault("fmt", "%(asctime)s %(levelname)s %(name)s %(message)s")
         kwargs.setdefault(
             "rename_fields",
-            {"levelname": "level", "name": "logger", "exc_info": "exception"},
+            {"asctime": "time", "levelname": "level", "name": "logger", "exc_info": "exception"},
         )
         # Django puts the request object on some records: not something to print.
         kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "request"])
         super().__init__(*args, **kwargs)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="microseconds")
 
 
 class GunicornAccessFilter(logging.Filter):

@@ -175,8 +175,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 # origins (e.g. https://scanner.example.com) whose pages may call the API.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/"
-CORS_ALLOW_HEADERS = (*corsheaders_defaults.default_headers, "idempotency-key", "if-match")
-CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "Idempotent-Replayed"]
+CORS_ALLOW_HEADERS = (
+    *corsheaders_defaults.default_headers,
+    "idempotency-key",
+    "if-match",
+    "x-request-id",
+)
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "Idempotent-Replayed", "X-Request-ID"]
 
 # `manage.py collectstatic` (which `make serve` runs) gathers the admin's and the API
 # docs' files into STATIC_ROOT; WhiteNoise serves them, compressed, with DEBUG off too.

@@ -140,3 +140,11 @@ def test_log_format_json_configures_every_log_line_as_json():
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", warning["time"])
     assert "request_id" not in warning
     assert "ZeroDivisionError" in error["exception"]
+
+
+def test_web_pages_of_allowed_origins_may_read_the_request_id(settings, api_client):
+    settings.CORS_ALLOWED_ORIGINS = ["https://scanner.example.com"]
+
+    response = api_client.get("/api/products/", HTTP_ORIGIN="https://scanner.example.com")
+
+    assert "X-Request-ID" in response["Access-Control-Expose-Headers"]
