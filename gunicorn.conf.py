@@ -6,6 +6,8 @@ lists the variables.
 """
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import environ
@@ -19,6 +21,20 @@ env = environ.Env()
 os.environ.setdefault("CONN_MAX_AGE", "600")
 
 CPUS = os.cpu_count() or 1
+
+# Metrics (core/metrics.py): each worker process writes its values to files in
+# PROMETHEUS_MULTIPROC_DIR and /metrics sums them, whichever worker answers. It must be
+# set before a worker imports the app, and be empty at start: scripts/with_worker.sh
+# makes a fresh one shared with the webhook worker (whose delivery counts it carries);
+# gunicorn started on its own makes its own, removed at exit. One given in the
+# environment is used as it is (empty it before starting).
+# (This file runs again on SIGHUP: the directory made the first time is kept.)
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="inventory-metrics-")
+    os.environ["GUNICORN_MADE_METRICS_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+METRICS_DIR_IS_OURS = (
+    os.environ.get("GUNICORN_MADE_METRICS_DIR") == os.environ["PROMETHEUS_MULTIPROC_DIR"]
+)
 
 wsgi_app = "inventory_project.wsgi:application"
 bind = [f"{env.str('HOST', default='127.0.0.1')}:{env.int('PORT', default=8000)}"]
@@ -59,6 +75,44 @@ errorlog = env.str("ERROR_LOG", default="-")
 loglevel = env.str("GUNICORN_LOG_LEVEL", default="info")
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)s'
 
+# LOG_FORMAT=json: gunicorn's own lines as JSON too (core/logs.py), each access line
+# with its request id, method, path, status and duration as fields.
+if env.str("LOG_FORMAT", default="plain") == "json":
+
+    def _json_handler(output: str, stream: str) -> dict:
+        handler = {"formatter": "json", "filters": ["request_id"]}
+        if output == "-":
+            return {**handler, "class": "logging.StreamHandler", "stream": stream}
+        return {**handler, "class": "logging.FileHandler", "filename": output}
+
+    logconfig_dict = {
+        "formatters": {"json": {"()": "core.logs.JsonFormatter"}},
+        "filters": {
+            "request_id": {"()": "core.logs.RequestIdFilter"},
+            "access": {"()": "core.logs.GunicornAccessFilter"},
+        },
+        "handlers": {
+            "json_error": _json_handler(errorlog, "ext://sys.stderr"),
+            "json_access": {
+                **_json_handler(accesslog or "-", "ext://sys.stdout"),
+                "filters": ["access"],
+            },
+        },
+        "root": {"level": "INFO", "handlers": []},
+        "loggers": {
+            "gunicorn.error": {
+                "level": loglevel.upper(),
+                "handlers": ["json_error"],
+                "propagate": False,
+            },
+            "gunicorn.access": {
+                "level": "INFO",
+                "handlers": ["json_access"] if accesslog else [],
+                "propagate": False,
+            },
+        },
+    }
+
 # Proxy headers (X-Forwarded-*) are trusted only from these addresses.
 forwarded_allow_ips = env.str("FORWARDED_ALLOW_IPS", default="127.0.0.1,::1")
 
@@ -80,3 +134,15 @@ def when_ready(server):
             workers,
             workers,
         )
+
+
+def child_exit(server, worker):
+    """A worker is gone: its counters stay in the sums (prometheus_client keeps them)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if METRICS_DIR_IS_OURS:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -26,12 +26,15 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "inventory_bench_cpu"
+# BENCH_CPU_DATABASE: another name, so that two checkouts on one server can measure at once.
+DATABASE = os.environ.get("BENCH_CPU_DATABASE", "inventory_bench_cpu")
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
 WARMUP = 30
 OURS_KINDS = ["get", "list", "below", "increment", "decrement", "decrement_key", "bulk10"]
 # Also `token`, the token view: its cost is the password hash (PBKDF2, hundreds of
-# thousands of SHA-256 rounds), which valgrind slows so far that it is not a default.
+# thousands of SHA-256 rounds), which valgrind slows so far that it is not a default;
+# and `metrics`, a scrape of /metrics (run with PROMETHEUS_MULTIPROC_DIR=<empty dir> to
+# measure it as gunicorn serves it).
 FLOOR_KINDS = ["get", "list", "decrement"]
 PRODUCTS = 200
 
@@ -198,6 +201,8 @@ def request(kind: str, i: int, token: str) -> dict:
         method, path = "POST", "/api/stock-adjustments/"
         lines = [{"product": 1 + (i * 10 + n) % PRODUCTS, "delta": 1} for n in range(10)]
         body = {"lines": lines}
+    elif kind == "metrics":
+        path, headers["REMOTE_ADDR"] = "/metrics", "127.0.0.1"
     elif kind == "token":
         method, path = "POST", "/api/auth/token/"
         body = {"username": "cpu", "password": "cpu-bench-pw-1"}

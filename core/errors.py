@@ -31,6 +31,8 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from . import metrics
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -105,20 +107,25 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response:
         body = problem(status, exc.code, exc.message, instance=instance, **exc.extra)
         response = Response(body, status=status)
     elif isinstance(exc, DataError):  # a value the database cannot hold: bad input
+        metrics.count_database_error(exc, unavailable=False)
         logger.warning("Database refused a value on %s", instance, exc_info=exc)
         body = problem(
             400, "invalid_value", "A value is out of range for the database.", instance=instance
         )
         response = Response(body, status=400)
     elif is_database_unavailable(exc):
+        metrics.count_database_error(exc, unavailable=True)
         logger.warning("Database unavailable on %s: %s", instance, exc, exc_info=exc)
         response = _database_unavailable(instance)
     else:
         response = drf_exception_handler(exc, context)
         if response is None:
+            metrics.count_database_error(exc, unavailable=False)
             logger.error("Unhandled error on %s", instance, exc_info=exc)
             response = Response(_server_error(instance), status=500)
         else:
+            if isinstance(exc, exceptions.Throttled):
+                metrics.THROTTLED.inc()
             response.data = _problem_from_api_exception(exc, response.status_code, instance)
 
     if _wants_json(request):
@@ -240,6 +247,8 @@ def handler500(request: HttpRequest):
     # Django calls this while handling the exception, wherever it was raised: a view,
     # or a middleware such as the session or authentication one (the admin, say).
     exc = sys.exc_info()[1]
+    if exc is not None:
+        metrics.count_database_error(exc, unavailable=is_database_unavailable(exc))
     if exc is not None and is_database_unavailable(exc):
         logger.warning("Database unavailable on %s: %s", request.path, exc)
         return JsonResponse(

@@ -26,6 +26,8 @@ from django.db.models import F
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from core.metrics import WEBHOOK_DELIVERIES
+
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event, WebhookEndpoint
 from .serializers import EventSerializer
 
@@ -525,6 +527,7 @@ def _record(settled: list[Settled]) -> None:
                     s.delivery.endpoint_id, succeeded=False, gone=s.gone, error=s.error, now=now
                 )
     for s in settled:
+        WEBHOOK_DELIVERIES.labels(_outcome(s)).inc()
         (logger.info if s in succeeded else logger.warning)(
             "Delivery %s (%s) to endpoint %s: %s%s",
             s.delivery.pk,
@@ -533,6 +536,13 @@ def _record(settled: list[Settled]) -> None:
             s.error or "delivered",
             f", retry in {s.retry_in:.1f} s" if s.retry_in is not None else "",
         )
+
+
+def _outcome(settled: Settled) -> str:
+    """The outcome label of inventory_webhook_deliveries_total."""
+    if settled.status == DeliveryStatus.PENDING:
+        return "retrying"
+    return str(settled.status)  # succeeded or failed
 
 
 def _describe(outcome: Outcome) -> str:

@@ -4,6 +4,8 @@ Every variable is documented in `.env.example`. A `.env` file next to `manage.py
 is read if present; real environment variables win over it.
 """
 
+import ipaddress
+import logging
 import re
 from pathlib import Path
 
@@ -48,9 +50,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # X-Request-ID on every response, and on every log line written during the request.
+    "core.logs.RequestIdMiddleware",
+    # Times and counts every request by route and status; answers /metrics.
+    "core.metrics.MetricsMiddleware",
     # A chunked request body is refused (411) before anything could read it as empty.
     "inventory_project.middleware.LengthRequiredMiddleware",
-    # /healthz and /readyz for load balancers, answered before everything else.
+    # /healthz and /readyz for load balancers, answered before everything else (but the
+    # two above, which add a request id and count them).
     "products.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, API docs) straight from STATIC_ROOT, before any other work.
@@ -212,8 +219,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 # origins (e.g. https://scanner.example.com) whose pages may call the API.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/"
-CORS_ALLOW_HEADERS = (*corsheaders_defaults.default_headers, "idempotency-key", "if-match")
-CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "Idempotent-Replayed"]
+CORS_ALLOW_HEADERS = (
+    *corsheaders_defaults.default_headers,
+    "idempotency-key",
+    "if-match",
+    "x-request-id",
+)
+CORS_EXPOSE_HEADERS = ["ETag", "Retry-After", "Idempotent-Replayed", "X-Request-ID"]
 
 # `manage.py collectstatic` (which `make serve` runs) gathers the admin's and the API
 # docs' files into STATIC_ROOT; WhiteNoise serves them, compressed, with DEBUG off too.
@@ -341,13 +353,38 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# /metrics (README "Metrics and logs"): served to these addresses or networks
+# (comma-separated; empty = none), and to any client sending METRICS_TOKEN as a Bearer token.
+METRICS_ALLOWED_IPS = tuple(env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"]))
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+try:
+    [ipaddress.ip_network(address, strict=False) for address in METRICS_ALLOWED_IPS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from None
+
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id,
+# exception); the default is one plain line per record.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json.")
+if LOG_FORMAT == "json":
+    logging.captureWarnings(True)  # Python's warnings as log lines too, not bare text
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "core.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "core.logs.RequestIdFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # Django's own loggers would print a second time through the root logger.
     "loggers": {

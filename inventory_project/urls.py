@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from core import metrics
 from core.errors import api_not_found
 
 urlpatterns = [
@@ -13,7 +14,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("products.urls")),
     path("api/", include("events.urls")),
-    re_path(r"^api/", api_not_found),
+    re_path(r"^api/", api_not_found, name=metrics.UNMATCHED),
 ]
 
 handler400 = "core.errors.handler400"

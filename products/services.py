@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import DomainError
+from core.metrics import counted_stock_operation
 from events import services as events
 from events.models import EventType
 
@@ -299,6 +300,7 @@ def delete_product(*, product_id: int, expected_versions: Collection[int] | None
 # Stock operations
 
 
+@counted_stock_operation(Kind.INCREMENT)
 def increment_stock(
     *,
     product_id: int,
@@ -319,6 +321,7 @@ def increment_stock(
     )
 
 
+@counted_stock_operation(Kind.DECREMENT)
 def decrement_stock(
     *,
     product_id: int,
@@ -339,6 +342,7 @@ def decrement_stock(
     )
 
 
+@counted_stock_operation(Kind.COUNT)
 def count_stock(
     *,
     product_id: int,
@@ -362,6 +366,7 @@ def count_stock(
     )
 
 
+@counted_stock_operation(Kind.ADJUSTMENT)
 def adjust_stock_bulk(
     *, lines: Sequence[AdjustmentLine], audit: Audit = Audit()
 ) -> list[StockMovement]:

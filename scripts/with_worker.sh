@@ -6,6 +6,13 @@
 # both; if either exits, the other is stopped too, and the exit status is the first's.
 set -u
 python="$1"; shift
+# Metrics: the server's processes and the worker write theirs to one fresh directory,
+# summed at /metrics (gunicorn.conf.py, core/metrics.py); removed when both have stopped.
+if [ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+  PROMETHEUS_MULTIPROC_DIR=$(mktemp -d -t inventory-metrics-XXXXXX)
+  export PROMETHEUS_MULTIPROC_DIR
+  trap 'rm -rf "$PROMETHEUS_MULTIPROC_DIR"' EXIT
+fi
 "$python" manage.py run_worker &
 worker=$!
 "$@" &

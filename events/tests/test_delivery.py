@@ -7,7 +7,9 @@ import socket
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from events import services, webhooks
 from events.models import Delivery, DeliveryStatus, Event, WebhookEndpoint
@@ -467,3 +469,33 @@ def test_redelivering_to_a_disabled_endpoint_is_a_409(receiver, api_client):
 
     assert (response.status_code, response.json()["code"]) == (409, "endpoint_disabled")
     assert bulk.status_code == 409
+
+
+def test_deliveries_are_counted_by_outcome_and_the_queue_depth_seen_at_scrape(receiver):
+    def scrape() -> dict:
+        text = Client().get("/metrics").content.decode()
+        return {
+            (sample.name, tuple(sample.labels.values())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    endpoint = subscribe(receiver, event_types=["product.created"])
+    make_product()
+    make_product()
+    first, second = queued(endpoint)
+    before = scrape()
+    assert before[("inventory_webhook_deliveries_pending", ())] == 2
+    assert before[("inventory_queue_jobs", ("webhooks", "todo"))] >= 1
+    receiver.then(200)
+    receiver.then(503)
+
+    webhooks.deliver([first.pk])
+    with pytest.raises(webhooks.RetryLater):
+        webhooks.deliver([second.pk])
+
+    after = scrape()
+    counted = "inventory_webhook_deliveries_total"
+    for outcome in ("succeeded", "retrying"):
+        assert after.get((counted, (outcome,)), 0) - before.get((counted, (outcome,)), 0) == 1
+    assert after[("inventory_webhook_deliveries_pending", ())] == 1

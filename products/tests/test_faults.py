@@ -34,6 +34,7 @@ from .conftest import (
     token_client,
 )
 from .test_concurrency import assert_ledger_reconciles
+from .test_metrics import scrape, value
 
 IN_PROGRESS = "idempotency_request_in_progress"
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,6 +222,22 @@ def test_an_api_request_while_the_database_is_down_is_a_503(database_unreachable
     body = assert_database_unavailable(client.get("/api/products/"))
 
     assert body["instance"] == "/api/products/"
+
+
+def test_an_outage_is_counted_in_the_metrics_which_are_still_served(database_unreachable):
+    client = token_client()
+    client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    count = "inventory_http_request_duration_seconds_count"
+    labels = {"route": "/api/products/", "method": "GET", "status": "503"}
+    before = scrape()  # the queue depth cannot be read: left out, the rest served
+
+    assert_database_unavailable(client.get("/api/products/"))
+
+    after = scrape()
+    errors = "inventory_database_errors_total"
+    assert value(after, errors, kind="unavailable") - value(before, errors, kind="unavailable") == 1
+    assert value(after, count, **labels) - value(before, count, **labels) == 1
+    assert ("inventory_webhook_deliveries_pending", ()) not in after
 
 
 def test_a_stock_operation_while_the_database_is_down_is_a_503(database_unreachable):
