@@ -14,6 +14,7 @@ from core.admin import ReadOnlyAdmin
 from core.filters import WholeNumberField
 
 from . import charts, selectors, services
+from .admin_csv import MovementCsvAdminMixin, ProductCsvAdminMixin, named
 from .filters import MoneyField
 from .models import MAX_STOCK, Product, StockMovement
 from .roles import ADJUST_STOCK, VIEW_MOVEMENTS
@@ -95,7 +96,7 @@ class StockQuantityForm(forms.ModelForm):
 
 
 @admin.register(Product)
-class ProductAdmin(SkuKeySearchMixin, admin.ModelAdmin):
+class ProductAdmin(ProductCsvAdminMixin, SkuKeySearchMixin, admin.ModelAdmin):
     list_display = [
         "sku",
         "name",
@@ -227,7 +228,7 @@ class ProductAdmin(SkuKeySearchMixin, admin.ModelAdmin):
             note=form.cleaned_data["note"],
             reference=form.cleaned_data["reference"],
         )
-        done = 0
+        done = []
         for product in queryset.order_by("pk"):
             try:
                 changed = operation(product_id=product.pk, quantity=quantity, audit=audit)
@@ -236,7 +237,7 @@ class ProductAdmin(SkuKeySearchMixin, admin.ModelAdmin):
             except Product.DoesNotExist:
                 self.message_user(request, f"{product.sku}: deleted meanwhile.", messages.ERROR)
             else:
-                done += 1
+                done.append(changed.sku)
                 self.log_change(
                     request,
                     changed,
@@ -244,13 +245,15 @@ class ProductAdmin(SkuKeySearchMixin, admin.ModelAdmin):
                 )
         if done:
             self.message_user(
-                request, f"Stock {verb}ed by {quantity} on {done} product(s).", messages.SUCCESS
+                request,
+                f"Stock {verb}ed by {quantity} on {len(done)} product(s): {named(done)}.",
+                messages.SUCCESS,
             )
         return None
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(ReadOnlyAdmin, SkuKeySearchMixin, admin.ModelAdmin):
+class StockMovementAdmin(MovementCsvAdminMixin, ReadOnlyAdmin, SkuKeySearchMixin, admin.ModelAdmin):
     """The ledger, read-only: movements are written only by the stock services."""
 
     # Eight columns beside the filters: the list fits a 1,400-pixel screen.

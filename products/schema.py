@@ -114,6 +114,21 @@ class InventoryAutoSchema(AutoSchema):
     PATCH) with the very same, complete body; only `partial_update` is partial.
     """
 
+    def _get_response_for_code(
+        self, serializer, status_code, media_types=None, direction="response"
+    ):
+        """A `text/csv` answer (the list endpoints, products/exports.py) is CSV text, not
+        the paginated JSON drf-spectacular would describe for every renderer."""
+        response = super()._get_response_for_code(serializer, status_code, media_types, direction)
+        csv = response.get("content", {}).get("text/csv")
+        if csv is not None:
+            csv["schema"] = {
+                "type": "string",
+                "description": "Every matching row (not one page), with a header line; "
+                "text cells starting with =, +, - or @ are prefixed with '.",
+            }
+        return response
+
     def _get_request_for_media_type(self, serializer, direction="request"):
         if self.method != "PATCH" or getattr(self.view, "action", None) == "partial_update":
             return super()._get_request_for_media_type(serializer, direction)

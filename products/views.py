@@ -21,7 +21,7 @@ from rest_framework.settings import api_settings
 from core.permissions import ModelPermissions
 from core.views import StrictQueryParamsMixin, ThrottleFirstMixin, example, positive_id
 
-from . import idempotency, selectors, services
+from . import exports, idempotency, selectors, services
 from .filters import ProductFilter, ProductSearchFilter, StockMovementFilter, StrictOrderingFilter
 from .models import Product
 from .permissions import CanAdjustStock, CanCountStock, CanViewMovements
@@ -151,13 +151,16 @@ def audit_from(request, data: Mapping) -> services.Audit:
         responses={204: None, 412: STALE_IF_MATCH},
     ),
 )
-class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelViewSet):
+class ProductViewSet(
+    exports.CsvListMixin, ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelViewSet
+):
     # Stock changes go through `services`, which lock the product row and record a
     # movement: the initial stock on create, a direct set by PUT/PATCH, and the actions.
     queryset = Product.objects.order_by("id")
     serializer_class = ProductSerializer
     permission_classes = [ModelPermissions]
     paginated_actions = frozenset({"list", "below_requirement", "movements"})
+    csv_actions = frozenset({"list", "movements"})
     filter_backends = [DjangoFilterBackend, ProductSearchFilter, StrictOrderingFilter]
     filterset_class = ProductFilter
     search_fields = ["sku", "name", "description"]
@@ -182,6 +185,11 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
             raise NotFound() from None
         self.check_object_permissions(self.request, product)
         return product
+
+    def list(self, request, *args, **kwargs):
+        if self.wants_csv(request):
+            return exports.products_csv(self.filter_queryset(self.get_queryset()))
+        return super().list(request, *args, **kwargs)
 
     def retrieve(self, request, *args, **kwargs):
         return product_response(self.get_object())
@@ -261,6 +269,8 @@ class ProductViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelV
         if not Product.objects.filter(pk=product_id).exists():
             raise NotFound()
         movements = selectors.movements().filter(product_id=product_id)
+        if self.wants_csv(request):
+            return exports.movements_csv(movements)
         page = self.paginate_queryset(movements)
         return self.get_paginated_response(StockMovementSerializer(page, many=True).data)
 
@@ -335,7 +345,7 @@ def etag_of_version(version: int) -> str:
     retrieve=extend_schema(summary="One stock movement"),
 )
 class StockMovementViewSet(
-    ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet
+    exports.CsvListMixin, ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet
 ):
     """The ledger: read-only, filterable by product, SKU, kind, reason, source, user
     and date range."""
@@ -345,6 +355,11 @@ class StockMovementViewSet(
     permission_classes = [ModelPermissions]
     filter_backends = [DjangoFilterBackend]
     filterset_class = StockMovementFilter
+
+    def list(self, request, *args, **kwargs):
+        if self.wants_csv(request):
+            return exports.movements_csv(self.filter_queryset(self.get_queryset()))
+        return super().list(request, *args, **kwargs)
 
     def get_object(self):
         positive_id(self.kwargs["pk"])

@@ -74,14 +74,17 @@ def test_stock_action_first_asks_for_the_quantity(admin_client):
     assert product.stock_quantity == 3
 
 
-def test_increment_action_adds_to_each_selected_product(admin_client):
-    products = [make_product(stock_quantity=3), make_product(stock_quantity=10)]
+def test_increment_action_adds_to_each_selected_product_and_names_them(admin_client):
+    products = [
+        make_product(sku="INC-1", stock_quantity=3),
+        make_product(sku="INC-2", stock_quantity=10),
+    ]
 
     response = run_action(admin_client, "increment_stock", products, quantity=4)
 
     assert response.status_code == 200
     assert [Product.objects.get(pk=p.pk).stock_quantity for p in products] == [7, 14]
-    assert "Stock incremented by 4 on 2 product(s)." in response.content.decode()
+    assert "Stock incremented by 4 on 2 product(s): INC-1, INC-2." in response.content.decode()
 
 
 def test_decrement_action_reports_insufficient_stock_and_changes_only_what_it_can(admin_client):
@@ -92,7 +95,7 @@ def test_decrement_action_reports_insufficient_stock_and_changes_only_what_it_ca
 
     html = response.content.decode()
     assert "SHORT: Insufficient stock: 5 requested but only 2 available." in html
-    assert "Stock decremented by 5 on 1 product(s)." in html
+    assert "Stock decremented by 5 on 1 product(s): ENOUGH." in html
     assert Product.objects.get(pk=enough.pk).stock_quantity == 5
     assert Product.objects.get(pk=short.pk).stock_quantity == 2
 

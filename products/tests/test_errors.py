@@ -267,14 +267,21 @@ def test_a_value_the_database_refuses_is_a_400_not_a_500(api_client, monkeypatch
     assert_problem(response, 400, "invalid_value")
 
 
-@pytest.mark.parametrize("path", ["/api/products/", "/api/movements/", "/api/products/1/"])
-def test_an_unknown_format_parameter_is_400(api_client, path):
+@pytest.mark.parametrize(
+    ("path", "formats"),
+    [
+        ("/api/products/", "json, api, csv"),
+        ("/api/movements/", "json, api, csv"),
+        ("/api/products/1/", "json, api"),
+    ],
+)
+def test_an_unknown_format_parameter_is_400(api_client, path, formats):
     make_product()
 
     response = api_client.get(path, {"format": "xml"})
 
     assert response.status_code == 400
-    assert response.json()["errors"] == {"format": ["One of: json, api."]}
+    assert response.json()["errors"] == {"format": [f"One of: {formats}."]}
 
 
 def test_a_request_for_an_unknown_host_is_a_400_that_logs_no_traceback(client):

@@ -51,7 +51,7 @@ def test_schema_declares_the_constraints_the_api_enforces(api_client):
     assert products["search"]["maxLength"] == 200
     assert products["price__gte"]["type"] == "string"
     movements = schema["paths"]["/api/products/{id}/movements/"]["get"]["parameters"]
-    assert {p["name"] for p in movements} == {"id", "page", "page_size", "cursor"}
+    assert {p["name"] for p in movements} == {"id", "page", "page_size", "cursor", "format"}
 
 
 def test_docs_page_serves_swagger_ui_from_local_static_files(client):
@@ -90,7 +90,8 @@ def test_the_fuzz_hooks_use_the_patterns_the_schema_declares():
 @pytest.mark.parametrize(
     ("path", "documented"),
     [
-        ("/api/products/{id}/movements/", {"page", "page_size", "cursor"}),
+        # `format`: json or csv (the movements as CSV, products/exports.py).
+        ("/api/products/{id}/movements/", {"page", "page_size", "cursor", "format"}),
         ("/api/movements/{id}/", set()),
         ("/api/products/{id}/", set()),
     ],

@@ -1,0 +1,181 @@
+"""CSV exports of products and the ledger, streamed: rows are read from a server-side
+cursor in chunks and written as they come, so a million rows never sit in memory.
+
+Formula injection: a spreadsheet runs a text cell that starts with `=`, `+`, `-`, `@`
+(or a tab or carriage return before one) as a formula. Every text cell that starts so is
+written with a `'` in front (`neutralise`). Numbers are written as numbers, unprefixed:
+a cell like `-5` is a number to a spreadsheet, not a formula, and a delta of -5 must
+stay a number that sums. The one helper is used by every export (admin and API).
+"""
+
+import csv
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from rest_framework import renderers
+from rest_framework.renderers import JSONRenderer
+
+from core.pagination import (
+    MAX_PAGE,
+    StrictPageNumberPagination,
+    WalkingCursorPagination,
+    positive_int,
+)
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CHUNK_ROWS = 2000  # rows per database fetch, and per piece of the response
+
+PRODUCT_COLUMNS = [
+    "id",
+    "sku",
+    "name",
+    "description",
+    "price",
+    "stock_quantity",
+    "low_stock_threshold",
+    "created_at",
+    "updated_at",
+]
+# The API's movement fields, in its order; `user` is the username.
+MOVEMENT_COLUMNS = [
+    "id",
+    "product",
+    "sku",
+    "product_name",
+    "kind",
+    "reason",
+    "note",
+    "reference",
+    "delta",
+    "quantity_before",
+    "quantity_after",
+    "user",
+    "source",
+    "created_at",
+]
+MOVEMENT_FIELDS = [
+    {"product": "product_id", "user": "user__username"}.get(column, column)
+    for column in MOVEMENT_COLUMNS
+]
+
+
+def neutralise(value: object) -> object:
+    """A cell as it is safe to open in a spreadsheet: text that would run as a formula
+    gets a leading `'`; numbers, dates and empty cells are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None:
+        return ""
+    return value
+
+
+class _Echo:
+    """A file whose write() hands back what it is given, for csv.writer."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
+    """The CSV text of a header and rows, in pieces of CHUNK_ROWS rows."""
+    writer = csv.writer(_Echo())
+    piece = [writer.writerow(header)]
+    for row in rows:
+        piece.append(writer.writerow([neutralise(value) for value in row]))
+        if len(piece) >= CHUNK_ROWS:
+            yield "".join(piece)
+            piece = []
+    if piece:
+        yield "".join(piece)
+
+
+def product_rows(queryset: QuerySet) -> Iterator[tuple]:
+    return queryset.values_list(*PRODUCT_COLUMNS).iterator(chunk_size=CHUNK_ROWS)
+
+
+def movement_rows(queryset: QuerySet) -> Iterator[tuple]:
+    return queryset.values_list(*MOVEMENT_FIELDS).iterator(chunk_size=CHUNK_ROWS)
+
+
+def streaming_csv(name: str, header: Sequence[str], rows: Iterable[Sequence]):
+    """A streamed `text/csv` download named `<name>-<UTC time>.csv`."""
+    response = StreamingHttpResponse(
+        csv_lines(header, rows), content_type="text/csv; charset=utf-8"
+    )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
+    return response
+
+
+def products_csv(queryset: QuerySet) -> StreamingHttpResponse:
+    return streaming_csv("products", PRODUCT_COLUMNS, product_rows(queryset))
+
+
+def movements_csv(queryset: QuerySet) -> StreamingHttpResponse:
+    return streaming_csv("stock-movements", MOVEMENT_COLUMNS, movement_rows(queryset))
+
+
+# The API: `?format=csv` or `Accept: text/csv` on the list endpoints.
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    """`text/csv` for content negotiation. The views answer CSV themselves, streamed
+    (CsvListMixin); errors are answered as problem JSON, so this renders no data."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return b"" if data is None else str(data).encode(self.charset)
+
+
+class CsvListMixin:
+    """CSV of the whole filtered, ordered list, streamed, for the `csv_actions`.
+
+    A CSV is every matching row, not one page: `page`, `page_size` and `cursor` are
+    checked as for JSON (a bad one is a 400) but have no effect.
+    """
+
+    csv_actions = frozenset({"list"})
+
+    def get_renderers(self):
+        renderers = super().get_renderers()
+        if getattr(self, "action", None) in self.csv_actions:
+            renderers.append(CSVRenderer())
+        return renderers
+
+    def wants_csv(self, request) -> bool:
+        if (
+            getattr(request, "accepted_renderer", None) is None
+            or request.accepted_renderer.format != "csv"
+        ):
+            return False
+        self._check_pagination(request)
+        return True
+
+    def _check_pagination(self, request) -> None:
+        paginator = self.paginator
+        if paginator is None:
+            return
+        paginator.get_page_size(request)
+        if isinstance(paginator, WalkingCursorPagination):
+            paginator.decode_cursor(request)
+        page = request.query_params.get(StrictPageNumberPagination.page_query_param)
+        if page is not None:
+            positive_int(page, StrictPageNumberPagination.page_query_param, MAX_PAGE)
+
+    def handle_exception(self, exc):
+        # A refusal is a problem document in JSON, whatever format was asked for.
+        request = self.request
+        if getattr(request, "accepted_renderer", None) is not None and (
+            request.accepted_renderer.format == "csv"
+        ):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
