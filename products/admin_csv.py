@@ -55,6 +55,7 @@ class ProductCsvAdminMixin(CsvExportMixin, ImportMixin):
     """Export the product list; import products (inventory admins: add and change)."""
 
     import_export_change_list_template = "admin/products/product/csv_change_list.html"
+    import_template_name = "admin/products/product/import.html"  # every row's outcome
     resource_classes = [ProductResource]
     import_formats = [CSV]
 

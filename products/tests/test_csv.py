@@ -162,6 +162,11 @@ def test_dry_run_lists_every_rows_outcome_and_error_and_writes_nothing(manager):
     assert "confirm_form" not in preview.context  # nothing to apply while a row is bad
     html = preview.content.decode()
     assert "Ensure this value is greater than or equal to 0." in html
+    every_row = html.split('id="every-row"')[1]
+    for outcome in ("new", "update", "unchanged", "invalid"):
+        assert f'<td class="import-type">{outcome}</td>' in every_row
+    assert "NEW-1 — New thing" in every_row
+    assert "ABC-1 — New name" in every_row  # what the update would make of it
     assert not Product.objects.filter(sku_key__in=["new-1", "bad-1"]).exists()
     assert Product.objects.get(sku="ABC-1").name == "Old name"
     assert StockMovement.objects.count() == 2  # the two initial stocks
