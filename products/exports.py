@@ -1,5 +1,8 @@
 """CSV exports of products and the ledger, streamed: rows are read from a server-side
-cursor in chunks and written as they come, so a million rows never sit in memory.
+cursor in chunks and written as they come, so a million rows never sit in the server
+process's memory. (Outside a transaction Django declares the cursor WITH HOLD, so
+PostgreSQL keeps the result on its side, spilling to disk past `work_mem`, while the
+response is written.)
 
 Formula injection: a spreadsheet runs a text cell that starts with `=`, `+`, `-`, `@`
 (or a tab or carriage return before one) as a formula. Every text cell that starts so is

@@ -9,7 +9,9 @@ from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.http import StreamingHttpResponse
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from products import services
@@ -317,3 +319,34 @@ def test_api_movements_csv_needs_the_right_to_read_the_ledger():
 
 def test_csv_is_offered_only_on_the_lists(api_client, product):
     assert api_client.get(f"/api/products/{product.pk}/", {"format": "csv"}).status_code == 400
+
+
+def test_an_export_is_written_in_pieces_as_rows_arrive(manager, monkeypatch):
+    monkeypatch.setattr("products.exports.CHUNK_ROWS", 2)
+    for n in range(5):
+        make_product(sku=f"PIECE-{n}")
+
+    response = manager.get(f"{PRODUCTS}csv/")
+    pieces = list(response.streaming_content)
+
+    assert len(pieces) == 3  # the header and 1 row, then 2 and 2
+    rows = list(csv.DictReader(io.StringIO(b"".join(pieces).decode())))
+    assert [row["sku"] for row in rows] == [f"PIECE-{n}" for n in range(5)]
+
+
+def test_the_ledgers_csv_costs_the_same_queries_however_many_rows():
+    client = token_client(make_user("admin"))
+    product = make_product(sku="Q-1", stock_quantity=50)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            b"".join(client.get("/api/movements/", {"format": "csv"}).streaming_content)
+        return len(captured)
+
+    few = queries()
+    for _ in range(20):
+        services.decrement_stock(
+            product_id=product.pk, quantity=1, audit=services.Audit(user=make_user())
+        )
+
+    assert queries() == few
