@@ -1,8 +1,13 @@
-"""CSV exports of products and the ledger, streamed: rows are read from a server-side
-cursor in chunks and written as they come, so a million rows never sit in the server
-process's memory. (Outside a transaction Django declares the cursor WITH HOLD, so
-PostgreSQL keeps the result on its side, spilling to disk past `work_mem`, while the
-response is written.)
+"""CSV exports of products and the ledger, streamed: rows are read CHUNK_ROWS at a time
+and written as they come, so a million rows never sit in the server process's memory.
+
+Directly connected, the rows come from a server-side cursor (one query; outside a
+transaction Django declares it WITH HOLD, so PostgreSQL keeps the result on its side,
+spilling to disk past `work_mem`). Under PgBouncer's transaction pooling there are no
+server-side cursors (DISABLE_SERVER_SIDE_CURSORS: such a cursor would stay behind in
+another session), and psycopg would fetch the whole result at once; there the rows are
+read by keyset instead, one query per chunk, each starting after the last row of the
+one before in the list's own order (the primary key breaking ties).
 
 Formula injection: a spreadsheet runs a text cell that starts with `=`, `+`, `-`, `@`
 (or a tab or carriage return before one) as a formula. Every text cell that starts so is
@@ -12,10 +17,14 @@ stay a number that sums. The one helper is used by every export (admin and API).
 """
 
 import csv
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from functools import reduce
 
-from django.db.models import QuerySet
+from django.core.exceptions import FieldDoesNotExist
+from django.db import connections
+from django.db.models import Q, QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from rest_framework import renderers
@@ -98,11 +107,64 @@ def csv_lines(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
 
 
 def product_rows(queryset: QuerySet) -> Iterator[tuple]:
-    return queryset.values_list(*PRODUCT_COLUMNS).iterator(chunk_size=CHUNK_ROWS)
+    return rows_in_chunks(queryset, PRODUCT_COLUMNS)
 
 
 def movement_rows(queryset: QuerySet) -> Iterator[tuple]:
-    return queryset.values_list(*MOVEMENT_FIELDS).iterator(chunk_size=CHUNK_ROWS)
+    return rows_in_chunks(queryset, MOVEMENT_FIELDS)
+
+
+def rows_in_chunks(queryset: QuerySet, fields: Sequence[str]) -> Iterator[tuple]:
+    """The queryset's `fields`, in its order, CHUNK_ROWS at a time (see the docstring)."""
+    connection = connections[queryset.db]
+    ordering = _keyset_ordering(queryset)
+    if ordering is None or not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS"):
+        yield from queryset.values_list(*fields).iterator(chunk_size=CHUNK_ROWS)
+        return
+    keys = [term.lstrip("-") for term in ordering]
+    ordered = queryset.order_by(*ordering)
+    after = None
+    while True:
+        chunk = ordered if after is None else ordered.filter(_after(ordering, after))
+        rows = list(chunk.values_list(*fields, *keys)[:CHUNK_ROWS])
+        for row in rows:
+            yield row[: len(fields)]
+        if len(rows) < CHUNK_ROWS:
+            return
+        after = rows[-1][len(fields) :]
+
+
+def _keyset_ordering(queryset: QuerySet) -> list[str] | None:
+    """The queryset's ordering as non-null columns of its own model, up to the primary
+    key (added last if absent); None if it orders by anything else (an expression, a
+    relation, a nullable column), which a keyset cannot follow."""
+    opts = queryset.model._meta
+    keyset = []
+    for term in queryset.query.order_by or opts.ordering:
+        if not isinstance(term, str):
+            return None
+        name = term.lstrip("-")
+        if name != "pk":
+            try:
+                field = opts.get_field(name)
+            except FieldDoesNotExist:
+                return None
+            if field.is_relation or field.null:
+                return None
+        keyset.append(term)
+        if name == "pk" or field.primary_key:
+            return keyset  # unique: nothing after it matters
+    return [*keyset, "pk"]
+
+
+def _after(ordering: list[str], values: Sequence) -> Q:
+    """Rows after `values` in `ordering`: (a > x) or (a = x and b > y) or ..."""
+    clauses, equal = [], Q()
+    for term, value in zip(ordering, values, strict=True):
+        name = term.lstrip("-")
+        clauses.append(equal & Q(**{f"{name}__{'lt' if term.startswith('-') else 'gt'}": value}))
+        equal &= Q(**{name: value})
+    return reduce(operator.or_, clauses)
 
 
 def streaming_csv(name: str, header: Sequence[str], rows: Iterable[Sequence]):

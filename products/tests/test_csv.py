@@ -350,3 +350,57 @@ def test_the_ledgers_csv_costs_the_same_queries_however_many_rows():
         )
 
     assert queries() == few
+
+
+@pytest.fixture
+def pooled(monkeypatch):
+    """As under PgBouncer's transaction pooling: no server-side cursors; tiny chunks."""
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    monkeypatch.setattr("products.exports.CHUNK_ROWS", 2)
+
+
+def test_without_server_side_cursors_an_export_reads_by_keyset_in_the_lists_order(pooled):
+    client = token_client(make_user("admin"))
+    names = ["Bolt", "Nut", "Bolt", "Washer", "Nut", "Bolt", "Anchor"]
+    for n, name in enumerate(names):
+        make_product(sku=f"K-{n}", name=name, price=Decimal(n % 3))
+
+    for ordering in ("-name", "price,-sku", "-id"):
+        as_json = client.get("/api/products/", {"ordering": ordering, "page_size": "100"})
+        as_csv = client.get("/api/products/", {"ordering": ordering, "format": "csv"})
+
+        with CaptureQueriesContext(connection) as captured:
+            exported = [row["sku"] for row in rows_of(as_csv)]
+
+        assert exported == [product["sku"] for product in as_json.json()["results"]]
+        assert len(captured) == 4  # 7 rows, 2 at a time: one query per chunk
+
+
+def test_without_server_side_cursors_the_admin_and_ledger_exports_read_by_keyset(pooled, manager):
+    product = make_product(sku="KEY-3", stock_quantity=50)
+    for sku in ("KEY-5", "KEY-1", "KEY-4", "KEY-2"):
+        make_product(sku=sku)
+    for quantity in range(1, 6):
+        services.decrement_stock(product_id=product.pk, quantity=quantity)
+
+    products = rows_of(manager.get(f"{PRODUCTS}csv/"))  # the admin's order: by SKU
+    api = rows_of(
+        token_client(manager.user).get("/api/movements/", {"format": "csv", "sku": "key-3"})
+    )
+    admin = rows_of(manager.get(f"{MOVEMENTS}csv/", {"q": "KEY-3"}))  # newest first
+
+    assert [row["sku"] for row in products] == [f"KEY-{n}" for n in range(1, 6)]
+    assert [row["delta"] for row in api] == ["-5", "-4", "-3", "-2", "-1", "50"]
+    assert [row["delta"] for row in admin] == ["-5", "-4", "-3", "-2", "-1", "50"]
+
+
+def test_a_keyset_follows_plain_columns_up_to_the_primary_key_only():
+    from django.db.models.functions import Lower
+
+    from products.exports import _keyset_ordering
+
+    products = Product.objects.all()
+    assert _keyset_ordering(products.order_by("-name")) == ["-name", "pk"]
+    assert _keyset_ordering(products.order_by("price", "-id", "sku")) == ["price", "-id"]
+    assert _keyset_ordering(products.order_by(Lower("name"))) is None
+    assert _keyset_ordering(StockMovement.objects.order_by("user")) is None
