@@ -15,9 +15,9 @@ guess of how many rows match: `LIKE '%word%'` has no statistics the planner read
 a guess of "few" for a word that matches everything turns into a trigram bitmap and
 a sort of a million rows (1.3 s). So such a page is first looked for among the first
 WALK_ROWS rows in its order, and its count among the first WALK_ROWS rows of the
-table (see `walk`); that is the whole answer whenever matches are common, and only
-otherwise are the page and the count asked for the planner's way, which is then the
-right way for rare matches.
+table (COMMON_WALK_ROWS when the page was found so; see `walk`). That is the whole
+answer whenever matches are common; only otherwise are the page and the count asked
+for the planner's way, which is then the right way for rare matches.
 """
 
 import re
@@ -38,6 +38,9 @@ COUNT_CAP = 1_000
 # How many rows a page filtered by a substring reads, in its order, before it gives up
 # on finding its matches among them (a few milliseconds on a million products).
 WALK_ROWS = 2_000
+# When a page was found among those, its matches are common: its count reads up to this
+# many rows for COUNT_CAP + 1 matches (enough for a word in one product of 20).
+COMMON_WALK_ROWS = 20_000
 SUBSTRING_LOOKUPS = frozenset({"contains", "icontains"})
 MAX_PAGE_SIZE = 500
 MAX_PAGE = 10**9
@@ -159,6 +162,7 @@ class CappedCountPaginator(Paginator):
         if walked is not None:
             rows = list(page.model._base_manager.db_manager(page.db).raw(*walked))
             if len(rows) == top - bottom:
+                self.found_walking = True
                 return rows
         return list(page)
 
@@ -167,8 +171,9 @@ class CappedCountPaginator(Paginator):
         # Which rows are counted does not matter, only how many: without the ORDER BY
         # the planner may use any index rather than walk the sort order.
         capped = self.object_list.order_by()[: COUNT_CAP + 1]
-        # More than COUNT_CAP among any WALK_ROWS rows is enough.
-        walked = walk(capped.values("pk"), WALK_ROWS) if walkable(self.object_list) else None
+        # More than COUNT_CAP among any rows is enough.
+        rows = COMMON_WALK_ROWS if getattr(self, "found_walking", False) else WALK_ROWS
+        walked = walk(capped.values("pk"), rows) if walkable(self.object_list) else None
         if walked is not None:
             with connections[capped.db].cursor() as cursor:
                 cursor.execute(f"SELECT COUNT(*) FROM ({walked[0]}) walked", walked[1])

@@ -1,9 +1,12 @@
 """Pages filtered by a substring: looked for among the first rows in the page's order
 first (core.pagination.walk), the planner's way only when those hold too few.
 
-The walk reads WALK_ROWS rows and the count stops at COUNT_CAP; both are lowered here
-so that a few hundred products exercise every path.
+The walk reads WALK_ROWS rows (COMMON_WALK_ROWS for the count of a page found so) and
+the count stops at COUNT_CAP; all are lowered here so that a few hundred products
+exercise every path.
 """
+
+import re
 
 import pytest
 from django.db import connection
@@ -17,22 +20,26 @@ from .conftest import requires_postgres
 pytestmark = [requires_postgres, pytest.mark.django_db]
 
 WALK_ROWS = 40
+COMMON_WALK_ROWS = 120
 COUNT_CAP = 30
 
 
 @pytest.fixture(autouse=True)
 def small_walk(monkeypatch):
     monkeypatch.setattr(pagination, "WALK_ROWS", WALK_ROWS)
+    monkeypatch.setattr(pagination, "COMMON_WALK_ROWS", COMMON_WALK_ROWS)
     monkeypatch.setattr(pagination, "COUNT_CAP", COUNT_CAP)
 
 
 @pytest.fixture
 def catalogue():
     """200 hex bolts (ids in this order): a nut on each of the last hundred, a washer on
-    two of them, a clamp on one of the first and one of the last rows."""
+    two of them, a clamp on one of the first and one of the last rows, zinc on every
+    third."""
 
     def name(n: int) -> str:
         words = ["Hex bolt"]
+        words += ["zinc"] if n % 3 == 0 else []
         words += ["nut"] if n >= 100 else []
         words += ["washer"] if n in (150, 180) else []
         words += ["clamp"] if n in (3, 170) else []
@@ -58,13 +65,14 @@ def expected(search: str, ordering: list[str], page: int = 1, page_size: int = 1
     return list(queryset.values_list("sku", flat=True)[start : start + page_size])
 
 
-def walked(queries) -> list[bool]:
-    """For each products query, whether it read only the first WALK_ROWS rows."""
-    return [
-        f"LIMIT {WALK_ROWS}) " in query["sql"]
+def walked(queries) -> list[int | None]:
+    """For each products query, how many rows it was limited to reading (None: all)."""
+    found = [
+        re.search(r" LIMIT ([0-9]+)\) \"products_product\"", query["sql"])
         for query in queries
         if '"products_product"' in query["sql"]
     ]
+    return [int(match.group(1)) if match else None for match in found]
 
 
 def test_a_word_on_every_product_is_paged_and_counted_from_the_first_rows(catalogue, api_client):
@@ -73,7 +81,17 @@ def test_a_word_on_every_product_is_paged_and_counted_from_the_first_rows(catalo
 
     assert [p["sku"] for p in data["results"]] == [f"SKU-{n:03d}" for n in range(10)]
     assert (data["count"], data["count_is_exact"]) == (COUNT_CAP, False)
-    assert walked(queries) == [True, True]  # the page, then the count: nothing else
+    assert walked(queries) == [WALK_ROWS, COMMON_WALK_ROWS]  # the page, the count: no more
+
+
+def test_a_word_on_every_third_product_is_counted_past_the_first_rows(catalogue, api_client):
+    with CaptureQueriesContext(connection) as queries:
+        data = api_client.get("/api/products/", {"search": "zinc", "page_size": 10}).json()
+
+    assert [p["sku"] for p in data["results"]] == [f"SKU-{n:03d}" for n in range(0, 30, 3)]
+    # 14 among the first 40 rows, 40 among the first 120: more than COUNT_CAP.
+    assert (data["count"], data["count_is_exact"]) == (COUNT_CAP, False)
+    assert walked(queries) == [WALK_ROWS, COMMON_WALK_ROWS]
 
 
 @pytest.mark.parametrize(
@@ -99,7 +117,7 @@ def test_matches_past_the_first_rows_are_read_the_planners_way(catalogue, api_cl
     assert [p["sku"] for p in data["results"]] == [f"SKU-{n:03d}" for n in range(100, 110)]
     # 100 nuts, none among the first 40 rows: more than COUNT_CAP all the same.
     assert (data["count"], data["count_is_exact"]) == (COUNT_CAP, False)
-    assert walked(queries) == [True, False, True, False]
+    assert walked(queries) == [WALK_ROWS, None, WALK_ROWS, None]
 
 
 @pytest.mark.parametrize(
@@ -146,7 +164,7 @@ def test_a_list_without_a_substring_filter_is_not_walked(catalogue, api_client):
         for params in ({}, {"stock_quantity__gte": 10, "ordering": "-updated_at"}):
             assert api_client.get("/api/products/", params).status_code == 200
 
-    assert not any(walked(queries))
+    assert walked(queries) == [None] * 4
 
 
 def test_the_walk_reads_the_first_rows_in_the_pages_order(catalogue):
