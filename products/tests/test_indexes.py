@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core import pagination
 from products import selectors
 from products.filters import ProductFilter
 from products.models import Product
@@ -62,15 +63,17 @@ def test_search_over_sku_name_and_description_uses_one_trigram_index(big_catalog
 
 def test_a_search_for_one_full_sku_pages_through_the_trigram_index(big_catalogue, api_client):
     """A page of one rare match is read through the search index, not by walking the
-    whole id index hoping to meet that match early."""
+    whole id index hoping to meet that match early (after a walk of the first
+    WALK_ROWS rows, which finds no full page)."""
     with CaptureQueriesContext(connection) as queries:
         response = api_client.get("/api/products/", {"search": "SKU-012345"})
-    page_query = next(q["sql"] for q in queries if "LIMIT 50" in q["sql"])
+    walked, page_query = [q["sql"] for q in queries if "LIMIT 50" in q["sql"]]
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {page_query}")
         page_plan = json.dumps(cursor.fetchone()[0])
 
     assert [p["sku"] for p in response.json()["results"]] == ["SKU-012345"]
+    assert f"LIMIT {pagination.WALK_ROWS})" in walked
     assert "product_search_trgm" in page_plan
 
 
