@@ -59,7 +59,7 @@ serve: $(VENV)/.runtime-installed
 	@$(BIN)/python -c '$(SERVE_PREFLIGHT)' || { \
 		echo "make serve: SECRET_KEY is not set. Set it in the environment or in .env, e.g."; \
 		echo "  echo \"SECRET_KEY=\$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')\" >> .env"; \
-		echo "(and DATABASE_URL for PostgreSQL; see .env.example and README, Serving in production)."; \
+		echo "(and DATABASE_URL for PostgreSQL; see .env.example and docs/operations.md, Serving in production)."; \
 		exit 1; }
 	@[ -n "$$DATABASE_URL" ] || grep -qs '^DATABASE_URL=' .env || \
 		echo "make serve: warning: DATABASE_URL is not set, serving the SQLite file db.sqlite3."

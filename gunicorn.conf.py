@@ -1,7 +1,7 @@
 """Gunicorn settings for `make serve`: the production way to run the API.
 
 Every value comes from the environment (or `.env`, which real variables override),
-with defaults sized from the machine's CPU count. README "Serving in production"
+with defaults sized from the machine's CPU count. docs/operations.md "Serving in production"
 lists the variables.
 """
 
@@ -125,7 +125,7 @@ if _control_socket:
 
 
 def when_ready(server):
-    """Say so when throttle counts are per process (README "Throttling")."""
+    """Say so when throttle counts are per process (docs/api.md "Throttling")."""
     if workers > 1 and not env.str("CACHE_URL", default=""):
         server.log.warning(
             "CACHE_URL is not set: each of the %d worker processes counts throttled "

@@ -1,4 +1,4 @@
-"""Request ids, and logs as JSON lines (LOG_FORMAT=json; README "Metrics and logs").
+"""Request ids, and logs as JSON lines (LOG_FORMAT=json; docs/operations.md "Metrics and logs").
 
 Each request gets an id: the client's (or its proxy's) X-Request-ID when that is a sane
 token, a new one otherwise. It is returned as X-Request-ID on every response, errors

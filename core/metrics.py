@@ -1,4 +1,4 @@
-"""Prometheus metrics, served at /metrics (README "Metrics and logs").
+"""Prometheus metrics, served at /metrics (docs/operations.md "Metrics and logs").
 
 prometheus-client, and nothing between it and the code that counts: each metric is
 defined here once and incremented where the thing happens (the request middleware, the

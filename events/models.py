@@ -11,7 +11,7 @@ from products.text import no_nul_characters
 
 
 class EventType(models.TextChoices):
-    """Every event the service announces (README, Events)."""
+    """Every event the service announces (docs/api.md, Events)."""
 
     PRODUCT_CREATED = "product.created"
     PRODUCT_UPDATED = "product.updated"

@@ -105,7 +105,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-# Behind PgBouncer in transaction pooling mode (README, Running several servers) set
+# Behind PgBouncer in transaction pooling mode (docs/operations.md, Running several servers) set
 # DATABASE_POOLING=transaction: each transaction may then run on another server session,
 # so the connections carry no session state. No server-side cursors (a WITH HOLD cursor
 # outlives its transaction); no `options` startup parameter (PgBouncer refuses it): the
@@ -173,7 +173,7 @@ DIRECT_DATABASE = (
 )
 # Webhook deliveries queue in PostgreSQL (procrastinate, whose tables are PostgreSQL-only
 # SQL): its Django app, and with it the worker, exist only on PostgreSQL. On SQLite the
-# API works, and creating a webhook endpoint is refused (README, Webhooks).
+# API works, and creating a webhook endpoint is refused (docs/webhooks.md).
 ON_POSTGRESQL = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 if ON_POSTGRESQL:
     INSTALLED_APPS.insert(INSTALLED_APPS.index("events"), "procrastinate.contrib.django")
@@ -241,7 +241,7 @@ STORAGES = {
 # purge_idempotency_keys` deletes older ones.
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 
-# Webhooks (README, Webhooks). Endpoint URLs must be https, unless WEBHOOK_ALLOW_HTTP; an
+# Webhooks (docs/webhooks.md). Endpoint URLs must be https, unless WEBHOOK_ALLOW_HTTP; an
 # address that is loopback, private, link-local or otherwise not public is refused, at
 # save time and again at delivery, unless WEBHOOK_ALLOWED_HOSTS names the host (or the
 # address): those may also be plain http.
@@ -354,7 +354,7 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# /metrics (README "Metrics and logs"): served to these addresses or networks
+# /metrics (docs/operations.md "Metrics and logs"): served to these addresses or networks
 # (comma-separated; empty = none), and to any client sending METRICS_TOKEN as a Bearer token.
 METRICS_ALLOWED_IPS = tuple(env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"]))
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

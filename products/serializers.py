@@ -145,7 +145,7 @@ class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
         validators=rules_of(Product, "sku"),
         help_text="Stock-keeping unit: 1–64 characters of one line of visible text (spaces "
         "around it are trimmed). Unique: SKUs that differ only in case, width, composition "
-        "or spacing are the same SKU (README, SKUs).",
+        "or spacing are the same SKU (docs/api.md, SKUs).",
     )
     name = StrictCharField(max_length=200, validators=rules_of(Product, "name"))
     description = DescriptionField(required=False)
@@ -236,7 +236,7 @@ class AdjustmentLineSerializer(StrictSerializer):
         max_length=64,
         required=False,
         validators=[one_line_of_text],
-        help_text="Found by the SKU rule: any case, width or spacing (README, SKUs).",
+        help_text="Found by the SKU rule: any case, width or spacing (docs/api.md, SKUs).",
     )
     delta = DeltaField(help_text="Units to add (+) or remove (−); not 0.")
 

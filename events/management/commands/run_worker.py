@@ -42,7 +42,7 @@ class Command(BaseCommand):
             return
         if settings.DIRECT_DATABASE is not None:
             # LISTEN/NOTIFY needs a session of its own: past PgBouncer, straight to
-            # PostgreSQL (README, Running several servers). No connection is open yet.
+            # PostgreSQL (docs/operations.md, Running several servers). No connection is open yet.
             connections.settings["default"].update(settings.DIRECT_DATABASE)
         elif settings.DATABASE_POOLING == "transaction":
             raise CommandError(

@@ -21,7 +21,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "sku", help="SKU of the product (any case, width or spacing: README, SKUs)"
+            "sku", help="SKU of the product (any case, width or spacing: docs/api.md, SKUs)"
         )
         operation = parser.add_mutually_exclusive_group(required=True)
         operation.add_argument("--increment", type=quantity, metavar="N", help="add N units")

@@ -7,7 +7,7 @@ from products.models import Product
 
 class Command(BaseCommand):
     help = (
-        "List products whose SKUs are one SKU under the SKU rule (README, SKUs), and "
+        "List products whose SKUs are one SKU under the SKU rule (docs/api.md, SKUs), and "
         "products whose SKU or name breaks today's field rules (e.g. saved before them). "
         "Reads only ids, SKUs and names, so it also runs before migration 0009, which "
         "stops on the same products. Exits 1 if any group of one-SKU products, or any SKU "
