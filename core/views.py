@@ -56,6 +56,9 @@ class StrictQueryParamsMixin:
         except Http404:
             if "format" not in request.query_params:
                 raise
+            if getattr(self, request.method.lower(), None) is None:
+                # A method the view does not have: dispatch answers 405, in JSON.
+                return super().perform_content_negotiation(request, force=True)
             formats = ", ".join(renderer.format for renderer in self.get_renderers())
             raise ValidationError({"format": [f"One of: {formats}."]}) from None
 

@@ -284,6 +284,14 @@ def test_an_unknown_format_parameter_is_400(api_client, path, formats):
     assert response.json()["errors"] == {"format": [f"One of: {formats}."]}
 
 
+@pytest.mark.parametrize("format_", ["csv", "xml"])
+def test_a_method_a_view_lacks_is_405_whatever_format_it_asks_for(api_client, format_):
+    response = api_client.generic("TRACE", f"/api/movements/?format={format_}")
+
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
 def test_a_request_for_an_unknown_host_is_a_400_that_logs_no_traceback(client):
     """Any client can send any Host: Django's ERROR with a traceback for each would let
     it fill the error log. (pytest hangs its own capture handlers on every logger, so
