@@ -151,7 +151,7 @@ SUBSCRIPTION = example(
     destroy=extend_schema(summary="Delete a webhook endpoint and its deliveries"),
 )
 class WebhookEndpointViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ModelViewSet):
-    """Webhook endpoints: inventory admins only. Rules in services."""
+    """Webhook endpoints: inventory admins only."""
 
     queryset = WebhookEndpoint.objects.order_by("id")
     serializer_class = WebhookEndpointSerializer

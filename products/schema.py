@@ -1,5 +1,6 @@
 """OpenAPI documentation of the problem responses every endpoint can give."""
 
+import inspect
 import re
 
 from drf_spectacular.openapi import AutoSchema
@@ -12,9 +13,9 @@ PROBLEM_SCHEMA = {
     "type": "object",
     "description": "An RFC 9457 problem document.",
     "properties": {
-        "type": {"type": "string", "example": "urn:inventory:problem:insufficient_stock"},
-        "title": {"type": "string", "example": "Conflict"},
-        "status": {"type": "integer", "example": 409},
+        "type": {"type": "string", "description": "`urn:inventory:problem:` + `code`."},
+        "title": {"type": "string", "description": "The status's reason phrase."},
+        "status": {"type": "integer", "description": "The HTTP status."},
         "detail": {"type": "string", "description": "What went wrong, for people."},
         "code": {
             "type": "string",
@@ -113,6 +114,15 @@ class InventoryAutoSchema(AutoSchema):
     The stock actions accept PATCH as an alias of POST (the original service used
     PATCH) with the very same, complete body; only `partial_update` is partial.
     """
+
+    def get_description(self):
+        """An operation's description is its action's own docstring, else its view
+        class's own; never one inherited from a mixin or from DRF, which is written for
+        the code's readers (drf-spectacular would take those too)."""
+        view_class = type(self.view)
+        action = view_class.__dict__.get(getattr(self.view, "action", None) or self.method.lower())
+        doc = getattr(action, "__doc__", None) or view_class.__dict__.get("__doc__")
+        return inspect.cleandoc(doc) if doc else ""
 
     def _get_response_for_code(
         self, serializer, status_code, media_types=None, direction="response"

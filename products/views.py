@@ -124,7 +124,7 @@ def audit_from(request, data: Mapping) -> services.Audit:
         parameters=[IF_MATCH],
         examples=[
             example(
-                "Every field of the seed's first product",
+                "Every field, replaced, of the seed's first product (SKU SEED-000000001)",
                 {
                     "sku": "SEED-000000001",
                     "name": "Hex nut M8, zinc-plated",
@@ -347,8 +347,8 @@ def etag_of_version(version: int) -> str:
 class StockMovementViewSet(
     exports.CsvListMixin, ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ReadOnlyModelViewSet
 ):
-    """The ledger: read-only, filterable by product, SKU, kind, reason, source, user
-    and date range."""
+    """The ledger, read-only: every stock change, with who made it, when, why, and the
+    stock before and after."""
 
     queryset = selectors.movements()
     serializer_class = StockMovementSerializer

@@ -365,6 +365,9 @@ def test_create_api_user_prints_a_working_token_once(role, group):
     again, message = create_api_user("scanner1", "--role", role, "--keep-token")
     assert again == ""
     assert "existing token is unchanged" in message
+    again, message = create_api_user("scanner1", "--role", role, "--password", "a-long-pass-42")
+    assert again == ""
+    assert "with the new password; its existing token is unchanged" in message
 
 
 def test_create_api_user_takes_away_superuser_powers_and_stray_permissions():

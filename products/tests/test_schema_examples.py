@@ -94,3 +94,14 @@ def test_authorize_is_http_bearer_and_a_bearer_key_works(schema):
     assert ok.status_code == 200
     assert refused.status_code == 401
     assert refused.json()["code"] == "authentication_failed"
+
+
+def test_operations_are_described_for_users_not_by_the_code_s_docstrings(schema):
+    descriptions = " ".join(
+        operation.get("description", "")
+        for operations in schema["paths"].values()
+        for operation in operations.values()
+    )
+
+    for internal in ("Count each request against the throttles", "csv_actions", "services"):
+        assert internal not in descriptions

@@ -15,8 +15,8 @@ class Command(BaseCommand):
         "staff) and print its API token. Standard output is the token alone, so "
         "TOKEN=$(manage.py create_api_user NAME --role staff) works; a token is printed "
         "only when it is created (first run, or --rotate-token). For a user who has a "
-        "token already, it exits 1 (the changes made) unless --keep-token says that no "
-        "token is wanted."
+        "token already, it exits 1 (the changes made) unless --keep-token or --password "
+        "says that no token is wanted."
     )
 
     def add_arguments(self, parser):
@@ -76,9 +76,11 @@ class Command(BaseCommand):
                 f"{action} {username!r} as {group_name}. Its API token is above: store it "
                 "now; it is printed only once."
             )
-        elif keep_token:
+        elif keep_token or password:  # a role or a password was what was asked for
             self.stderr.write(
-                f"{action} {username!r} as {group_name}; its existing token is unchanged."
+                f"{action} {username!r} as {group_name}"
+                f"{' with the new password' if password else ''}; its existing token is "
+                "unchanged (--rotate-token prints a new one)."
             )
         else:  # nothing on standard output: TOKEN=$(…) would be empty
             raise CommandError(
