@@ -224,8 +224,9 @@ def _allowed_networks(addresses: tuple[str, ...]) -> tuple:
 
 
 def may_scrape(request: HttpRequest) -> bool:
-    """From an address (or network) of METRICS_ALLOWED_IPS, or with METRICS_TOKEN as a
-    Bearer token."""
+    """With METRICS_TOKEN as a Bearer token, or from an address (or network) of
+    METRICS_ALLOWED_IPS, unless a proxy relayed the request (X-Forwarded-For or
+    Forwarded): behind a proxy on the same host every request comes from 127.0.0.1."""
     token = settings.METRICS_TOKEN
     if token:
         given = request.META.get("HTTP_AUTHORIZATION", "")
@@ -234,6 +235,8 @@ def may_scrape(request: HttpRequest) -> bool:
             credentials.strip().encode(), token.encode()
         ):
             return True
+    if any(name in request.META for name in ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED")):
+        return False  # relayed by a proxy: its address says nothing of the client's
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", "").split("%")[0])
     except ValueError:

@@ -31,12 +31,28 @@ class DeliveryRetry(RetryStrategy):
 @app.task(
     name=webhooks.DELIVER_TASK,
     queue=webhooks.QUEUE,
+    pass_context=True,
     retry=DeliveryRetry(),
 )
-def deliver(delivery_ids: list[int] | None = None, delivery_id: int | None = None) -> None:
-    """Deliveries of one endpoint's lane, in order (queued by
-    webhooks.queue_deliveries; `delivery_id` alone: a job an earlier version queued)."""
-    webhooks.deliver(delivery_ids or [delivery_id])
+def deliver(context, delivery_ids: list[int] | None = None, delivery_id: int | None = None):
+    """Deliveries of one endpoint's lane, in order (queued by webhooks.queue_deliveries;
+    `delivery_id` alone: a job queued before lanes, which can go once none is left).
+
+    An error other than a delivery's own (the database away, a bug) is retried with the
+    backoff, WEBHOOK_MAX_ATTEMPTS times; then the job's pending deliveries fail with it,
+    so that its lane is not held back for ever."""
+    ids = delivery_ids or [delivery_id]
+    try:
+        webhooks.deliver(ids)
+    except webhooks.RetryLater:
+        raise
+    except Exception as exc:
+        if context.job.attempts + 1 < settings.WEBHOOK_MAX_ATTEMPTS:
+            raise
+        logger.exception(
+            "Giving up on deliveries %s after %s attempts", ids, context.job.attempts + 1
+        )
+        webhooks.give_up(ids, reason=f"Not sent: {type(exc).__name__}: {exc}")
 
 
 @app.periodic(cron="* * * * * *", periodic_id="relay")  # every second (6th field: seconds)

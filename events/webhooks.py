@@ -301,8 +301,10 @@ class Sender:
     def send(self, target: Target, headers: dict[str, str], body: bytes) -> Outcome:
         """POST the body to the checked address (not the name: no second DNS lookup), TLS
         verified against the host name; no redirect followed; at most
-        WEBHOOK_CONNECT_TIMEOUT to connect and WEBHOOK_TOTAL_TIMEOUT in all (each read
-        waits at most what is left); only the first KB of the answer read."""
+        WEBHOOK_CONNECT_TIMEOUT to connect and WEBHOOK_TOTAL_TIMEOUT for the answer's
+        status and headers; then at most the first KB of its body, until the same
+        deadline. A connection is kept for the next delivery only if the answer was
+        read to its end."""
         at, started = _now(), time.monotonic()
         total = settings.WEBHOOK_TOTAL_TIMEOUT
         default_port = 443 if target.scheme == "https" else 80
@@ -323,17 +325,18 @@ class Sender:
                     preload_content=False,
                     decode_content=False,
                 )
-                try:
-                    excerpt = response.read(EXCERPT_BYTES, decode_content=False)
-                    response.drain_conn()  # the rest, if short, so the connection is reused
-                except urllib3.exceptions.HTTPError:
-                    excerpt = b""
+                excerpt = read_excerpt(response, deadline=started + total)
                 outcome = Outcome(
                     status_code=response.status,
                     excerpt=excerpt.decode("utf-8", "replace").replace("\x00", ""),
                     retry_after=retry_after_seconds(response.headers.get("Retry-After"), _now()),
                 )
-                response.release_conn()
+                if response.length_remaining == 0:
+                    response.release_conn()  # read to its end: the connection is reused
+                else:  # unread (or unknown) rest: never waited for, the connection dropped
+                    response.close()
+                    pool.close()
+                    del self.pools[(target.scheme, address, target.port, target.host)]
                 break
             except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError too
                 outcome = Outcome(error=f"Could not connect to {address}: {_reason(exc)}")
@@ -350,6 +353,21 @@ class Sender:
         outcome.at = at
         outcome.duration_ms = round((time.monotonic() - started) * 1000)
         return outcome
+
+
+def read_excerpt(response, *, deadline: float) -> bytes:
+    """The first EXCERPT_BYTES of the answer, read as they arrive until `deadline`: an
+    answer dripping a byte at a time holds the lane no longer than the total timeout."""
+    excerpt = b""
+    try:
+        while len(excerpt) < EXCERPT_BYTES and time.monotonic() < deadline:
+            chunk = response.read1(EXCERPT_BYTES - len(excerpt))
+            if not chunk:
+                break
+            excerpt += chunk
+    except (urllib3.exceptions.HTTPError, OSError):
+        pass
+    return excerpt
 
 
 def _reason(exc: Exception) -> str:
@@ -380,6 +398,16 @@ def deliver(delivery_ids: list[int]) -> None:
             if delivery := pending.get(delivery_id):
                 delivery.endpoint = endpoints[delivery.endpoint_id]
                 attempt(delivery, sender, recorder)
+
+
+def give_up(delivery_ids: list[int], *, reason: str) -> int:
+    """Fail the pending deliveries among `delivery_ids`, saying why; how many."""
+    return Delivery.objects.filter(pk__in=delivery_ids, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.FAILED,
+        next_attempt_at=None,
+        last_error=reason[:1000],
+        updated_at=timezone.now(),
+    )
 
 
 def attempt(delivery: Delivery, sender: Sender, recorder: "Recorder") -> None:

@@ -58,6 +58,8 @@ def levels(product: Product) -> tuple[list[tuple[datetime, int]], int]:
             kept.extend(_extremes(chunk))
             chunk = []
     kept.extend(_extremes(chunk))
+    if kept[-1] != row:  # the last level is the stock now: always drawn
+        kept.append(row)
     return kept, count
 
 

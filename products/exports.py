@@ -86,6 +86,13 @@ def neutralise(value: object) -> object:
     return value
 
 
+def unneutralise(value: str) -> str:
+    """A cell as it was before `neutralise`: an import reads back what an export wrote."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_PREFIXES):
+        return value[1:]
+    return value
+
+
 class _Echo:
     """A file whose write() hands back what it is given, for csv.writer."""
 

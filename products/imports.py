@@ -15,6 +15,7 @@ from import_export import fields, resources, widgets
 from core.filters import WholeNumberField
 
 from . import selectors, services
+from .exports import unneutralise
 from .filters import MoneyField
 from .models import MAX_STOCK, Product
 
@@ -31,7 +32,7 @@ class FormFieldWidget(widgets.Widget):
 
     def clean(self, value, row=None, **kwargs):
         try:
-            return self.form_field.clean("" if value is None else str(value))
+            return self.form_field.clean("" if value is None else unneutralise(str(value)))
         except forms.ValidationError as exc:
             raise ValueError(" ".join(exc.messages)) from None
 

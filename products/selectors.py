@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 
 from django.db.models import (
+    Case,
     Count,
     ExpressionWrapper,
     F,
@@ -12,6 +13,7 @@ from django.db.models import (
     QuerySet,
     Sum,
     TextField,
+    When,
 )
 from django.db.models.functions import Cast, Coalesce, NullIf
 
@@ -90,8 +92,9 @@ def most_urgent(limit: int) -> QuerySet[Product]:
         Cast("stock_quantity", FloatField()) / NullIf("low_stock_threshold", 0),
         output_field=FloatField(),
     )
+    out_of_stock = Case(When(stock_quantity=0, then=0), default=1)
     return below_requirement().order_by(
-        F("stock_quantity").asc(),
+        out_of_stock.asc(),
         share_left.asc(nulls_first=True),
         (F("stock_quantity") - F("low_stock_threshold")).asc(),
         "id",

@@ -499,3 +499,65 @@ def test_deliveries_are_counted_by_outcome_and_the_queue_depth_seen_at_scrape(re
     for outcome in ("succeeded", "retrying"):
         assert after.get((counted, (outcome,)), 0) - before.get((counted, (outcome,)), 0) == 1
     assert after[("inventory_webhook_deliveries_pending", ())] == 1
+
+
+def test_an_answer_dripping_its_body_holds_the_lane_no_longer_than_the_total_timeout(receiver):
+    """200 at once, then a 100 kB body at a byte every 0.1 s: the delivery succeeds and
+    the job moves on by the total timeout (1 s here), the connection dropped."""
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def drip():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+        try:
+            for _ in range(300):
+                conn.sendall(b"x")
+                time.sleep(0.1)
+        except OSError:
+            pass
+        conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    endpoint = services.create_endpoint(url=f"http://127.0.0.1:{port}/drip")
+    make_product()
+    delivery = queued(endpoint)[0]
+
+    webhooks.deliver([delivery.pk])  # the server drips for 30 s
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.last_status_code) == ("succeeded", 200)
+    assert delivery.attempts_made.get().duration_ms < 5000
+    listener.close()
+
+
+def test_a_job_that_keeps_failing_for_another_reason_gives_its_deliveries_up(
+    receiver, settings, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from events import tasks
+
+    endpoint = subscribe(receiver)
+    make_product()
+    deliveries = [d.pk for d in queued(endpoint)]
+
+    def broken(ids):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(webhooks, "deliver", broken)
+    early = SimpleNamespace(job=SimpleNamespace(attempts=0))
+    last = SimpleNamespace(job=SimpleNamespace(attempts=settings.WEBHOOK_MAX_ATTEMPTS - 1))
+    with pytest.raises(KeyError):
+        tasks.deliver.func(early, delivery_ids=deliveries)  # retried, with the backoff
+    tasks.deliver.func(last, delivery_ids=deliveries)
+
+    failed = Delivery.objects.filter(pk__in=deliveries)
+    assert {d.status for d in failed} == {"failed"}
+    assert all("KeyError" in d.last_error for d in failed)

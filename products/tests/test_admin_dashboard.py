@@ -114,3 +114,35 @@ def test_a_long_history_is_drawn_from_its_extremes(settings):
     assert min(level for _, level in points) == 0  # the one dip to zero is kept
     assert max(level for _, level in points) == max(levels)
     assert [at for at, _ in points] == sorted(at for at, _ in points)
+
+
+def test_the_most_urgent_is_out_of_stock_then_the_smallest_share_of_its_threshold():
+    from products import selectors
+
+    make_product(sku="HALF-LEFT", stock_quantity=1, low_stock_threshold=2)
+    make_product(sku="TINY-SHARE", stock_quantity=2, low_stock_threshold=1000)
+    make_product(sku="OUT", stock_quantity=0, low_stock_threshold=1)
+
+    assert [p.sku for p in selectors.most_urgent(10)] == ["OUT", "TINY-SHARE", "HALF-LEFT"]
+
+
+def test_a_thinned_chart_ends_at_the_stock_now():
+    product = make_product(sku="CHART-END", stock_quantity=5, low_stock_threshold=1)
+    cycle, level, rows = [0, 3, 5], 5, []
+    for n in range(2 * charts.MAX_POINTS + 3):  # ends on 3, neither extreme of its stretch
+        new = cycle[n % 3]
+        rows.append(
+            StockMovement(
+                product=product, sku=product.sku, product_name=product.name, kind="count",
+                reason="count", delta=new - level, quantity_before=level, quantity_after=new,
+                source="command",
+            )
+        )  # fmt: skip
+        level = new
+    StockMovement.objects.bulk_create(rows)
+
+    points, count = charts.levels(product)
+
+    assert count > charts.MAX_POINTS
+    assert level == 3
+    assert points[-1][1] == 3

@@ -404,3 +404,12 @@ def test_a_keyset_follows_plain_columns_up_to_the_primary_key_only():
     assert _keyset_ordering(products.order_by("price", "-id", "sku")) == ["price", "-id"]
     assert _keyset_ordering(products.order_by(Lower("name"))) is None
     assert _keyset_ordering(StockMovement.objects.order_by("user")) is None
+
+
+@pytest.mark.parametrize(
+    "text", ["- box of 100", "=SUM(A1)", "+1 spare", "@home", "'quoted", "plain"]
+)
+def test_an_import_reads_back_what_an_export_neutralised(text):
+    from products.exports import unneutralise
+
+    assert unneutralise(neutralise(text)) == text

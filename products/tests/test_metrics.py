@@ -169,3 +169,17 @@ def test_the_queue_depth_is_read_at_scrape_time():
     assert ("inventory_webhook_deliveries_pending", ()) in samples
     assert value(samples, "inventory_queue_jobs", queue="webhooks", status="todo") >= 0
     assert ("inventory_queue_jobs", (("queue", "webhooks"), ("status", "doing"))) in samples
+
+
+def test_a_request_relayed_by_a_proxy_is_not_trusted_by_its_address(settings):
+    """Behind a proxy on the same host every request comes from 127.0.0.1."""
+    settings.METRICS_TOKEN = "scrape-secret"
+    local = Client(REMOTE_ADDR="127.0.0.1")
+
+    relayed = local.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    forwarded = local.get("/metrics", HTTP_FORWARDED="for=203.0.113.9")
+    with_token = local.get(
+        "/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9", HTTP_AUTHORIZATION="Bearer scrape-secret"
+    )
+
+    assert (relayed.status_code, forwarded.status_code, with_token.status_code) == (403, 403, 200)
