@@ -229,10 +229,11 @@ def may_scrape(request: HttpRequest) -> bool:
     Forwarded): behind a proxy on the same host every request comes from 127.0.0.1."""
     token = settings.METRICS_TOKEN
     if token:
-        given = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, credentials = given.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(
-            credentials.strip().encode(), token.encode()
+        words = request.META.get("HTTP_AUTHORIZATION", "").split()
+        if (
+            len(words) == 2
+            and words[0].lower() == "bearer"
+            and hmac.compare_digest(words[1].encode(), token.encode())
         ):
             return True
     if any(name in request.META for name in ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED")):

@@ -77,7 +77,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate(self, request):
         # An instance per request (DRF's get_authenticators): the word it came with is
         # the one DRF's parsing expects, and the one a 401's WWW-Authenticate names.
-        if authentication.get_authorization_header(request)[:7].lower() == b"bearer ":
+        words = authentication.get_authorization_header(request).split()
+        if words and words[0].lower() == b"bearer":
             self.keyword = "Bearer"
         return super().authenticate(request)
 

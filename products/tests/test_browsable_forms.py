@@ -43,10 +43,13 @@ def test_the_stock_action_forms_submit_as_they_are(api_client, action):
 
 def test_the_pages_carry_the_project_s_name_not_the_framework_s(api_client, admin_client):
     root = api_client.get("/api/", HTTP_ACCEPT="text/html").content.decode()
+    login = api_client.get("/api-auth/login/").content.decode()
     admin = admin_client.get("/admin/").content.decode()
 
     assert "Warehouse inventory API" in root
     assert "Django REST framework" not in root
     assert "DefaultRouter" not in root
+    assert "Warehouse inventory API" in login
+    assert "Django REST framework" not in login
     assert "Warehouse inventory" in admin
     assert "Django administration" not in admin

@@ -84,7 +84,7 @@ def test_authorize_is_http_bearer_and_a_bearer_key_works(schema):
     user = make_user("staff")
     key = token_client(user)._credentials["HTTP_AUTHORIZATION"].split()[1]
     bearer, wrong = token_client(), token_client()
-    bearer.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    bearer.credentials(HTTP_AUTHORIZATION=f"Bearer\t{key}")  # any white space, as Token
     wrong.credentials(HTTP_AUTHORIZATION="Bearer " + "0" * 40)
 
     ok = bearer.get("/api/products/")
