@@ -262,6 +262,14 @@ class StrictPageNumberPagination(ValidatedPageSize, PageNumberPagination):
         return parameters
 
 
+def check_page(request) -> None:
+    """A `page` parameter, if given, is a page number (400 otherwise), wherever a
+    response does not use it: a cursor walk, a CSV of the whole list."""
+    page = request.query_params.get(StrictPageNumberPagination.page_query_param)
+    if page is not None:
+        positive_int(page, StrictPageNumberPagination.page_query_param, MAX_PAGE)
+
+
 class WalkingCursorPagination(ValidatedPageSize, CursorPagination):
     """Keyset pagination in id order: the same cost for the first page and the last.
 
@@ -275,9 +283,7 @@ class WalkingCursorPagination(ValidatedPageSize, CursorPagination):
     def paginate_queryset(self, queryset, request, view=None):
         # The cursor wins over `page` (OpenAPI cannot say that two parameters exclude
         # each other, so the combination is made harmless); a bad page is still a 400.
-        page = request.query_params.get(StrictPageNumberPagination.page_query_param)
-        if page is not None:
-            positive_int(page, StrictPageNumberPagination.page_query_param, MAX_PAGE)
+        check_page(request)
         return super().paginate_queryset(queryset, request, view)
 
     def get_ordering(self, request, queryset, view):

@@ -298,6 +298,11 @@ class Sender:
                 self.pools[key] = urllib3.HTTPConnectionPool(address, target.port, **options)
         return self.pools[key]
 
+    def drop(self, pool: urllib3.HTTPConnectionPool) -> None:
+        """Close a pool, so that the next delivery to its address connects afresh."""
+        pool.close()
+        self.pools = {key: kept for key, kept in self.pools.items() if kept is not pool}
+
     def send(self, target: Target, headers: dict[str, str], body: bytes) -> Outcome:
         """POST the body to the checked address (not the name: no second DNS lookup), TLS
         verified against the host name; no redirect followed; at most
@@ -335,8 +340,7 @@ class Sender:
                     response.release_conn()  # read to its end: the connection is reused
                 else:  # unread (or unknown) rest: never waited for, the connection dropped
                     response.close()
-                    pool.close()
-                    del self.pools[(target.scheme, address, target.port, target.host)]
+                    self.drop(pool)
                 break
             except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError too
                 outcome = Outcome(error=f"Could not connect to {address}: {_reason(exc)}")

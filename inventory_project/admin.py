@@ -7,9 +7,7 @@ from django.contrib import admin
 from django.utils import timezone
 
 from products import selectors
-from products.roles import VIEW_MOVEMENTS
-
-VIEW_PRODUCTS = "products.view_product"
+from products.roles import VIEW_MOVEMENTS, VIEW_PRODUCTS
 
 DASHBOARD_PRODUCTS = 15
 DASHBOARD_MOVEMENTS = 15

@@ -30,44 +30,17 @@ from django.utils import timezone
 from rest_framework import renderers
 from rest_framework.renderers import JSONRenderer
 
-from core.pagination import (
-    MAX_PAGE,
-    StrictPageNumberPagination,
-    WalkingCursorPagination,
-    positive_int,
-)
+from core.pagination import WalkingCursorPagination, check_page
+
+from .serializers import ProductSerializer, StockMovementSerializer
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 2000  # rows per database fetch, and per piece of the response
 
-PRODUCT_COLUMNS = [
-    "id",
-    "sku",
-    "name",
-    "description",
-    "price",
-    "stock_quantity",
-    "low_stock_threshold",
-    "created_at",
-    "updated_at",
-]
-# The API's movement fields, in its order; `user` is the username.
-MOVEMENT_COLUMNS = [
-    "id",
-    "product",
-    "sku",
-    "product_name",
-    "kind",
-    "reason",
-    "note",
-    "reference",
-    "delta",
-    "quantity_before",
-    "quantity_after",
-    "user",
-    "source",
-    "created_at",
-]
+# The API's fields, in its order (a product's computed `is_below_requirement` left out;
+# a movement's `user` is the username).
+PRODUCT_COLUMNS = [f for f in ProductSerializer.Meta.fields if f != "is_below_requirement"]
+MOVEMENT_COLUMNS = list(StockMovementSerializer.Meta.fields)
 MOVEMENT_FIELDS = [
     {"product": "product_id", "user": "user__username"}.get(column, column)
     for column in MOVEMENT_COLUMNS
@@ -238,9 +211,7 @@ class CsvListMixin:
         paginator.get_page_size(request)
         if isinstance(paginator, WalkingCursorPagination):
             paginator.decode_cursor(request)
-        page = request.query_params.get(StrictPageNumberPagination.page_query_param)
-        if page is not None:
-            positive_int(page, StrictPageNumberPagination.page_query_param, MAX_PAGE)
+        check_page(request)
 
     def handle_exception(self, exc):
         # A refusal is a problem document in JSON, whatever format was asked for.

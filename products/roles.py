@@ -13,10 +13,11 @@ WAREHOUSE_STAFF = "Warehouse staff"
 ADJUST_STOCK = "products.adjust_stock"
 COUNT_STOCK = "products.count_stock"
 VIEW_MOVEMENTS = "products.view_stockmovement"
+VIEW_PRODUCTS = "products.view_product"
 
 ROLES = {
     INVENTORY_ADMIN: [
-        "products.view_product",
+        VIEW_PRODUCTS,
         "products.add_product",
         "products.change_product",
         "products.delete_product",
@@ -33,7 +34,7 @@ ROLES = {
         "events.change_delivery",
         "events.view_deliveryattempt",
     ],
-    WAREHOUSE_STAFF: ["products.view_product", ADJUST_STOCK],
+    WAREHOUSE_STAFF: [VIEW_PRODUCTS, ADJUST_STOCK],
 }
 
 # `manage.py create_api_user NAME --role admin|staff`
