@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import DomainError
+from core.statements import Insert
 
 from . import webhooks
 from .models import Delivery, DeliveryStatus, Event, EventType, WebhookEndpoint
@@ -54,16 +55,21 @@ def record(events: Iterable[NewEvent]) -> None:
     """Write events in the caller's transaction: they commit, or roll back, with the
     change they announce. One INSERT, whatever their number."""
     now = timezone.now()
-    Event.objects.bulk_create(
-        Event(
-            type=event.type,
-            product_id=event.product_id,
-            sequence=event.sequence,
-            occurred_at=now,
-            data=event.data,
-        )
-        for event in events
+    _INSERT_EVENT.save_many(
+        [
+            Event(
+                type=event.type,
+                product_id=event.product_id,
+                sequence=event.sequence,
+                occurred_at=now,
+                data=event.data,
+            )
+            for event in events
+        ]
     )
+
+
+_INSERT_EVENT = Insert(Event)
 
 
 def publish(*, limit: int = PUBLISH_BATCH) -> int:

@@ -17,8 +17,18 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, NullIf
 
+from core.statements import RowByKey
+
 from .models import Product, StockMovement
 from .text import normalize_sku
+
+_PRODUCT_BY_ID = RowByKey(lambda: Product.objects.all())
+
+
+def product(product_id: int) -> Product:
+    """The product with this id (`Product.DoesNotExist` if none): a GET by id's one
+    query, compiled once."""
+    return _PRODUCT_BY_ID.get(product_id)
 
 
 def below_requirement(queryset: QuerySet[Product] | None = None) -> QuerySet[Product]:

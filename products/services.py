@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from core.errors import DomainError
 from core.metrics import counted_stock_operation
+from core.statements import Insert, RowByKey, UpdateByKey
 from events import services as events
 from events.models import EventType
 
@@ -492,17 +493,20 @@ def _under_lock(
     return product
 
 
+# The stock path's statements, compiled once (core/statements.py).
+_LOCKED_PRODUCT = RowByKey(lambda: Product.objects.select_for_update())
+_INSERT_MOVEMENT = Insert(StockMovement)
+_UPDATE_STOCK = UpdateByKey(Product, ["stock_quantity", "version", "updated_at", "event_sequence"])
+
+
 def _lock(product_id: int) -> Product:
     """Read a product and hold its row lock until the surrounding transaction ends."""
-    return Product.objects.select_for_update().get(pk=product_id)
+    return _LOCKED_PRODUCT.get(product_id)
 
 
 def _write_stock(product: Product, new_quantity: int, kind: str, audit: Audit) -> None:
     """Write a locked product's movement, its events and its new stock: two INSERTs and
-    one UPDATE.
-
-    A queryset update rather than `save()`: the same statement with less Python work
-    while the row is locked (no save machinery; the model has no signals)."""
+    one UPDATE, compiled once (the models have no signals for `save()` to send)."""
     before, was_low = product.stock_quantity, product.is_below_requirement
     product.stock_quantity = new_quantity
     product.version += 1
@@ -511,7 +515,8 @@ def _write_stock(product: Product, new_quantity: int, kind: str, audit: Audit) -
     announcement = _Announcement()
     announcement.stock_changed(product, movement, was_low=was_low)
     announcement.write()
-    Product.objects.filter(pk=product.pk).update(
+    _UPDATE_STOCK.run(
+        product.pk,
         stock_quantity=product.stock_quantity,
         version=product.version,
         updated_at=product.updated_at,
@@ -561,7 +566,7 @@ class _Announcement:
 
 def _record(product: Product, kind: str, *, before: int, audit: Audit) -> StockMovement:
     movement = _movement(product, kind, before, product.stock_quantity, audit)
-    movement.save(force_insert=True)
+    _INSERT_MOVEMENT.save(movement)
     return movement
 
 

@@ -180,7 +180,7 @@ class ProductViewSet(
         """The product in the URL, in one query. A detail URL takes no filter parameters
         (StrictQueryParamsMixin refuses them), so the list's filter backends are skipped."""
         try:
-            product = self.get_queryset().get(pk=positive_id(self.kwargs["pk"]))
+            product = selectors.product(positive_id(self.kwargs["pk"]))
         except Product.DoesNotExist:
             raise NotFound() from None
         self.check_object_permissions(self.request, product)
