@@ -33,6 +33,56 @@ def _compiled(connection, key: tuple, compile: Callable[[], Any]) -> Any:
         return compiled
 
 
+def _converters(connection, fields: Sequence[models.Field | None]) -> list[tuple]:
+    """What the ORM would run on each column of a row read from `fields` (None: a
+    column left as the driver gives it): the backend's converters, then the field's."""
+    converters = []
+    for position, field in enumerate(fields):
+        if field is None:
+            continue
+        column = field.get_col(field.model._meta.db_table)
+        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if functions:
+            converters.append((position, functions, column))
+    return converters
+
+
+def _convert(row: Sequence, converters: list[tuple], connection) -> list:
+    row = list(row)
+    for position, functions, expression in converters:
+        value = row[position]
+        for function in functions:
+            value = function(value, expression, connection)
+        row[position] = value
+    return row
+
+
+class RawRow:
+    """One row of a hand-written SELECT whose columns are `fields` (None for a column
+    to leave as the driver gives it), converted as the ORM converts them. `sql` and
+    `fields` are called once per connection."""
+
+    def __init__(
+        self,
+        sql: Callable[[Any], str],
+        fields: Callable[[], Sequence[models.Field | None]],
+    ) -> None:
+        self.sql = sql
+        self.fields = fields
+
+    def fetchone(self, params: Sequence, using: str) -> list | None:
+        connection = connections[using]
+        sql, converters = _compiled(
+            connection,
+            (RawRow, id(self)),
+            lambda: (self.sql(connection), _converters(connection, self.fields())),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return None if row is None else _convert(row, converters, connection)
+
+
 class RowByKey:
     """`queryset.get(pk=key)`, compiled once per connection: e.g.
     `RowByKey(lambda: Product.objects.select_for_update())`. The queryset is built at
@@ -56,14 +106,7 @@ class RowByKey:
             row = cursor.fetchone()
         if row is None:
             raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
-        if converters:
-            row = list(row)
-            for position, (functions, expression) in converters:
-                value = row[position]
-                for function in functions:
-                    value = function(value, expression, connection)
-                row[position] = value
-        return model.from_db(alias, columns, row)
+        return model.from_db(alias, columns, _convert(row, converters, connection))
 
     @staticmethod
     def _compile(queryset: QuerySet, alias: str) -> tuple:
@@ -73,13 +116,13 @@ class RowByKey:
         selected = [compiler.select[i][0] for i in info["select_fields"]]
         # Only a plain selection of the model's own columns, in order, is supported.
         assert info["select_fields"] == list(range(len(selected))), "annotations not supported"
-        converters = compiler.get_converters(selected)
+        fields = [column.target for column in selected]
         return (
             sql,
             tuple(params),
             list(params).index(_MARKER),
-            [column.target.attname for column in selected],
-            sorted(converters.items()),
+            [field.attname for field in fields],
+            _converters(compiler.connection, fields),
         )
 
 
