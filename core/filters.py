@@ -7,9 +7,26 @@ from datetime import UTC
 import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
 
 NO_NUL_PATTERN = r"^[^\u0000]*$"
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend, which builds a filterset, its form and the form's fields
+    for every request (a tenth of a list page's CPU): skipped when no query parameter
+    names one of the filterset's filters, where it would filter nothing. (The views
+    refuse parameters they do not document, so a filter's parameter is its name.)"""
+
+    def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None:
+            filters = filterset_class.base_filters
+            named = any(name in filters for name in request.query_params)
+            if not named and not any(f.extra.get("required") for f in filters.values()):
+                return queryset
+        return super().filter_queryset(request, queryset, view)
 
 
 class WholeNumberField(forms.IntegerField):

@@ -85,19 +85,19 @@ class RawRow:
 
 class RowByKey:
     """`queryset.get(pk=key)`, compiled once per connection: e.g.
-    `RowByKey(lambda: Product.objects.select_for_update())`. The queryset is built at
-    the first use (inside the transaction a `select_for_update()` needs)."""
+    `RowByKey(Product, lambda: Product.objects.select_for_update())`. The queryset is
+    built when it is compiled (inside the transaction a `select_for_update()` needs)."""
 
-    def __init__(self, queryset: Callable[[], QuerySet]) -> None:
+    def __init__(self, model: type[models.Model], queryset: Callable[[], QuerySet]) -> None:
+        self.model = model
         self.queryset = queryset
 
     def get(self, key: int) -> models.Model:
-        queryset = self.queryset()
-        model = queryset.model
+        model = self.model
         alias = router.db_for_read(model)
         connection = connections[alias]
         sql, params, index, columns, converters = _compiled(
-            connection, (RowByKey, id(self)), lambda: self._compile(queryset, alias)
+            connection, (RowByKey, id(self)), lambda: self._compile(self.queryset(), alias)
         )
         params = list(params)
         params[index] = key

@@ -37,6 +37,9 @@ class ThrottleFirstMixin:
             super().check_throttles(request)
 
 
+_ALLOWED_QUERY_PARAMS: dict[tuple, frozenset[str]] = {}
+
+
 class StrictQueryParamsMixin:
     """Answer unknown or repeated query parameters with a 400 instead of ignoring them.
 
@@ -93,6 +96,14 @@ class StrictQueryParamsMixin:
         return self._paginator
 
     def allowed_query_params(self) -> set[str]:
+        # The same for every request of an action and method: worked out once.
+        key = (type(self), getattr(self, "action", None), self.request.method == "GET")
+        allowed = _ALLOWED_QUERY_PARAMS.get(key)
+        if allowed is None:
+            allowed = _ALLOWED_QUERY_PARAMS[key] = frozenset(self._allowed_query_params())
+        return allowed
+
+    def _allowed_query_params(self) -> set[str]:
         allowed = {"format"}
         if self.request.method != "GET":
             return allowed

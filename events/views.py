@@ -1,5 +1,4 @@
 import django_filters
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -10,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from core.filters import IntegerFilter
+from core.filters import FilterBackend, IntegerFilter
 from core.permissions import HasPermission, ModelPermissions
 from core.views import StrictQueryParamsMixin, ThrottleFirstMixin, example, positive_id
 
@@ -57,7 +56,7 @@ class EventViewSet(
     queryset = Event.objects.filter(position__isnull=False).order_by("position")
     serializer_class = EventSerializer
     permission_classes = [ModelPermissions]
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [FilterBackend]
     filterset_class = EventFilter
     pagination_class = AfterPositionPagination
 
@@ -245,7 +244,7 @@ class DeliveryViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewsets.ReadO
     queryset = Delivery.objects.select_related("event").order_by("-id")
     serializer_class = DeliverySerializer
     permission_classes = [ModelPermissions]
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [FilterBackend]
     filterset_class = DeliveryFilter
 
     def get_serializer_class(self):

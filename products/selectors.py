@@ -22,7 +22,7 @@ from core.statements import RowByKey
 from .models import Product, StockMovement
 from .text import normalize_sku
 
-_PRODUCT_BY_ID = RowByKey(lambda: Product.objects.all())
+_PRODUCT_BY_ID = RowByKey(Product, lambda: Product.objects.all())
 
 
 def product(product_id: int) -> Product:

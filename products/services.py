@@ -494,7 +494,7 @@ def _under_lock(
 
 
 # The stock path's statements, compiled once (core/statements.py).
-_LOCKED_PRODUCT = RowByKey(lambda: Product.objects.select_for_update())
+_LOCKED_PRODUCT = RowByKey(Product, lambda: Product.objects.select_for_update())
 _INSERT_MOVEMENT = Insert(StockMovement)
 _UPDATE_STOCK = UpdateByKey(Product, ["stock_quantity", "version", "updated_at", "event_sequence"])
 

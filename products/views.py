@@ -1,7 +1,6 @@
 import re
 from collections.abc import Mapping
 
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -18,6 +17,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from core.filters import FilterBackend
 from core.permissions import ModelPermissions
 from core.views import StrictQueryParamsMixin, ThrottleFirstMixin, example, positive_id
 
@@ -33,7 +33,9 @@ from .serializers import (
     StockCountSerializer,
     StockMovementSerializer,
     TokenRequestSerializer,
+    represent_movements,
     represent_product,
+    represent_products,
 )
 
 STOCK_CONFLICT = OpenApiResponse(
@@ -161,7 +163,7 @@ class ProductViewSet(
     permission_classes = [ModelPermissions]
     paginated_actions = frozenset({"list", "below_requirement", "movements"})
     csv_actions = frozenset({"list", "movements"})
-    filter_backends = [DjangoFilterBackend, ProductSearchFilter, StrictOrderingFilter]
+    filter_backends = [FilterBackend, ProductSearchFilter, StrictOrderingFilter]
     filterset_class = ProductFilter
     search_fields = ["sku", "name", "description"]
     ordering_fields = ["id", "sku", "name", "stock_quantity", "price", "updated_at"]
@@ -187,9 +189,10 @@ class ProductViewSet(
         return product
 
     def list(self, request, *args, **kwargs):
+        products = self.filter_queryset(self.get_queryset())
         if self.wants_csv(request):
-            return exports.products_csv(self.filter_queryset(self.get_queryset()))
-        return super().list(request, *args, **kwargs)
+            return exports.products_csv(products)
+        return self.get_paginated_response(represent_products(self.paginate_queryset(products)))
 
     def retrieve(self, request, *args, **kwargs):
         return product_response(self.get_object())
@@ -272,7 +275,7 @@ class ProductViewSet(
         if self.wants_csv(request):
             return exports.movements_csv(movements)
         page = self.paginate_queryset(movements)
-        return self.get_paginated_response(StockMovementSerializer(page, many=True).data)
+        return self.get_paginated_response(represent_movements(page))
 
     @extend_schema(
         summary="Products at or below their low-stock threshold",
@@ -282,8 +285,7 @@ class ProductViewSet(
     @action(detail=False, methods=["get"])
     def below_requirement(self, request):
         queryset = selectors.below_requirement(self.filter_queryset(self.get_queryset()))
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.get_paginated_response(represent_products(self.paginate_queryset(queryset)))
 
     def _stock_operation(self, request, operation, quantity_field: str):
         """Validate the body, then let the service lock, check, write and record."""
@@ -353,7 +355,7 @@ class StockMovementViewSet(
     queryset = selectors.movements()
     serializer_class = StockMovementSerializer
     permission_classes = [ModelPermissions]
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [FilterBackend]
     filterset_class = StockMovementFilter
 
     def list(self, request, *args, **kwargs):
@@ -412,7 +414,7 @@ class StockAdjustmentViewSet(ThrottleFirstMixin, StrictQueryParamsMixin, viewset
 
         def execute():
             movements = services.adjust_stock_bulk(lines=lines, audit=audit_from(request, data))
-            return Response({"movements": StockMovementSerializer(movements, many=True).data})
+            return Response({"movements": represent_movements(movements)})
 
         return idempotency.run_idempotently(self, request, execute)
 

@@ -16,8 +16,8 @@ from .conftest import make_product
 
 pytestmark = pytest.mark.django_db
 
-BY_ID = RowByKey(lambda: Product.objects.all())
-LOCKED = RowByKey(lambda: Product.objects.select_for_update())
+BY_ID = RowByKey(Product, lambda: Product.objects.all())
+LOCKED = RowByKey(Product, lambda: Product.objects.select_for_update())
 
 
 def fields_of(instance) -> dict:
