@@ -6,11 +6,13 @@ from functools import cache
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.fields import SkipField
 from rest_framework.relations import PKOnlyObject
+from rest_framework.settings import api_settings
 
 from core.limits import MAX_ID
 
@@ -309,11 +311,14 @@ class TokenRequestSerializer(StrictSerializer, AuthTokenSerializer):
 
 class Representer:
     """`serializer.to_representation(instance)` for a serializer that only represents,
-    with DRF's per-field plumbing worked out once: each readable field's attribute name,
-    and its own `to_representation`. A field that reads its value some other way (a
-    related field, a dotted or `*` source) goes through DRF's `get_attribute` as before.
-    Fields keep no per-request state when they only represent, so one serves every
-    thread."""
+    with DRF's per-field plumbing worked out once: each readable field's attribute name
+    and how it represents a value. A field that reads its value some other way (a
+    related field, a dotted or `*` source) goes through DRF's `get_attribute` as before;
+    integers, strings and ISO 8601 date-times are written as DRF writes them
+    (products/tests/test_representation.py compares), in the request's time zone looked
+    up once per call rather than once per field; any other field by its own
+    `to_representation`. Fields keep no per-request state when they only represent, so
+    one serves every thread."""
 
     def __init__(self, serializer: serializers.Serializer) -> None:
         self.steps = []
@@ -323,23 +328,56 @@ class Representer:
                 and len(field.source_attrs) == 1
             )
             attribute = field.source_attrs[0] if plain else None
-            self.steps.append((field.field_name, attribute, field))
+            self.steps.append((field.field_name, attribute, field, _writer(field)))
 
     def __call__(self, instance) -> dict:
-        represented = {}
-        for name, attribute, field in self.steps:
-            if attribute is None:
-                try:
-                    value = field.get_attribute(instance)
-                except SkipField:
-                    continue
-            else:
-                value = getattr(instance, attribute)
-                if callable(value):  # DRF calls a method it is given
-                    value = field.get_attribute(instance)
-            empty = (value.pk if isinstance(value, PKOnlyObject) else value) is None
-            represented[name] = None if empty else field.to_representation(value)
+        return self.many([instance])[0]
+
+    def many(self, instances: Iterable) -> list[dict]:
+        zone = timezone.get_current_timezone() if settings.USE_TZ else None
+        represented = []
+        for instance in instances:
+            values = {}
+            for name, attribute, field, writer in self.steps:
+                if attribute is None:
+                    try:
+                        value = field.get_attribute(instance)
+                    except SkipField:
+                        continue
+                else:
+                    value = getattr(instance, attribute)
+                    if callable(value):  # DRF calls a method it is given
+                        value = field.get_attribute(instance)
+                if (value.pk if isinstance(value, PKOnlyObject) else value) is None:
+                    values[name] = None
+                elif writer is _ISO_8601 and zone is not None and timezone.is_aware(value):
+                    written = value.astimezone(zone).isoformat()
+                    values[name] = written[:-6] + "Z" if written.endswith("+00:00") else written
+                elif writer is _ISO_8601:
+                    values[name] = field.to_representation(value)
+                else:
+                    values[name] = writer(value)
+            represented.append(values)
         return represented
+
+
+_ISO_8601 = object()  # a DateTimeField writing ISO 8601 in the current time zone
+
+
+def _writer(field: serializers.Field):
+    """How a field writes a value that is not None (see Representer)."""
+    method = type(field).to_representation
+    if method is serializers.IntegerField.to_representation:
+        return int
+    if method is serializers.CharField.to_representation:
+        return str
+    if (
+        method is serializers.DateTimeField.to_representation
+        and not hasattr(field, "timezone")
+        and getattr(field, "format", api_settings.DATETIME_FORMAT) == ISO_8601
+    ):
+        return _ISO_8601
+    return field.to_representation
 
 
 @cache
@@ -360,8 +398,7 @@ def represent_product(product: Product) -> dict:
 
 def represent_products(products: Iterable[Product]) -> list[dict]:
     """A page of products as the API shows them."""
-    represent = _product_representer()
-    return [represent(product) for product in products]
+    return _product_representer().many(products)
 
 
 def represent_movement(movement: StockMovement) -> dict:
@@ -371,5 +408,4 @@ def represent_movement(movement: StockMovement) -> dict:
 
 def represent_movements(movements: Iterable[StockMovement]) -> list[dict]:
     """A page of ledger movements as the API shows them."""
-    represent = _movement_representer()
-    return [represent(movement) for movement in movements]
+    return _movement_representer().many(movements)

@@ -1,0 +1,65 @@
+"""The Representer writes what DRF's serializers write, field for field."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from products import services
+from products.models import Product, StockMovement
+from products.serializers import (
+    ProductSerializer,
+    StockMovementSerializer,
+    represent_movement,
+    represent_movements,
+    represent_product,
+    represent_products,
+)
+
+from .conftest import make_product
+
+pytestmark = pytest.mark.django_db
+
+
+def varied_products() -> list[Product]:
+    products = [
+        make_product(price=Decimal("0.5"), description=""),
+        make_product(price=Decimal("12.50"), stock_quantity=0, low_stock_threshold=0),
+        make_product(price=Decimal("9999999999.99"), stock_quantity=10**12, description="é\n"),
+    ]
+    # A time with microseconds, and one without (isoformat writes them differently).
+    Product.objects.filter(pk=products[0].pk).update(
+        updated_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    )
+    return list(Product.objects.filter(pk__in=[p.pk for p in products]).order_by("id"))
+
+
+def test_products_are_written_as_the_serializer_writes_them():
+    products = varied_products()
+    expected = [dict(ProductSerializer(product).data) for product in products]
+    assert represent_products(products) == expected
+    assert [represent_product(product) for product in products] == expected
+    assert expected[0]["updated_at"] == "2026-01-02T03:04:05Z"
+
+
+def test_in_another_time_zone_as_the_serializer_writes_them():
+    products = varied_products()
+    with timezone.override("Asia/Kolkata"):
+        expected = [dict(ProductSerializer(product).data) for product in products]
+        assert represent_products(products) == expected
+    assert expected[0]["updated_at"] == "2026-01-02T08:34:05+05:30"
+
+
+def test_movements_with_and_without_a_user_are_written_as_the_serializer_writes_them():
+    product = make_product()
+    user = get_user_model().objects.create_user("picker")
+    services.decrement_stock(
+        product_id=product.pk, quantity=1, audit=services.Audit(user=user, reference="SO-1")
+    )
+    movements = list(StockMovement.objects.filter(product=product).order_by("id"))
+    assert {movement.user_id for movement in movements} == {None, user.pk}
+    expected = [dict(StockMovementSerializer(movement).data) for movement in movements]
+    assert represent_movements(movements) == expected
+    assert [represent_movement(movement) for movement in movements] == expected
