@@ -121,6 +121,8 @@ def postgresql_database(url: str, *, pooled: bool) -> dict:
     """DATABASES' entry for a PostgreSQL URL: timeouts, keepalives, and when `pooled`
     (transaction pooling) nothing that needs a session of its own."""
     database = env.db_url_config(url)
+    # Django's backend with a cheaper health check (core/postgresql/base.py).
+    database["ENGINE"] = "core.postgresql"
     # Fail fast instead of hanging: a request waits at most DB_CONNECT_TIMEOUT for a
     # connection and DB_STATEMENT_TIMEOUT for a statement (lock waits included), then
     # answers 503. A transaction left idle (a stuck worker) is ended, and its row locks
@@ -174,13 +176,13 @@ DIRECT_DATABASE = (
 # Webhook deliveries queue in PostgreSQL (procrastinate, whose tables are PostgreSQL-only
 # SQL): its Django app, and with it the worker, exist only on PostgreSQL. On SQLite the
 # API works, and creating a webhook endpoint is refused (docs/webhooks.md).
-ON_POSTGRESQL = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+ON_POSTGRESQL = DATABASES["default"]["ENGINE"] == "core.postgresql"
 if ON_POSTGRESQL:
     INSTALLED_APPS.insert(INSTALLED_APPS.index("events"), "procrastinate.contrib.django")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # A persistent connection that died (database restarted, connection killed) is noticed
-# at the start of the next request (one `SELECT 1`) and replaced, so the API recovers
-# on its own.
+# at the start of the next request and replaced, so the API recovers on its own (a
+# poll of its socket, then `SELECT 1` if the server has said something: core/postgresql).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -18,7 +18,7 @@ from core.throttling import SlidingWindowRateThrottle
 from products import roles, services
 from products.models import Product
 
-ON_POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 requires_postgres = pytest.mark.skipif(
     not ON_POSTGRES,
