@@ -63,3 +63,24 @@ def test_movements_with_and_without_a_user_are_written_as_the_serializer_writes_
     expected = [dict(StockMovementSerializer(movement).data) for movement in movements]
     assert represent_movements(movements) == expected
     assert [represent_movement(movement) for movement in movements] == expected
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"price": Decimal("1.5")},  # fewer places than the field's
+        {"price": Decimal("2E+1")},
+        {"price": Decimal("12.345")},  # more (DRF rounds)
+        {"name": 123, "stock_quantity": True, "low_stock_threshold": 7.0},  # not int / str
+        {"updated_at": datetime(2026, 1, 2, 3, 4, 5)},  # naive
+    ],
+)
+def test_values_of_unusual_types_are_written_as_the_serializer_writes_them(values):
+    product = Product(
+        id=1, sku="A-1", name="Bolt", description="", price=Decimal("1.00"), stock_quantity=1,
+        low_stock_threshold=0, created_at=datetime(2026, 1, 2, tzinfo=UTC),
+        updated_at=datetime(2026, 1, 2, tzinfo=UTC),
+    )  # fmt: skip
+    for name, value in values.items():
+        setattr(product, name, value)
+    assert represent_product(product) == dict(ProductSerializer(product).data)
