@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils.functional import empty
 
 from products.models import Product, StockMovement
 
@@ -266,3 +267,11 @@ def test_the_movement_list_in_the_admin_is_read_only(admin_client):
     assert admin_client.post(f"{url}delete/", {"post": "yes"}).status_code == 403
     movement.refresh_from_db()
     assert movement.delta == 2
+
+
+def test_an_api_request_builds_no_message_storage_and_sets_no_cookie(api_client):
+    response = api_client.get("/api/products/")
+
+    assert response.status_code == 200
+    assert response.wsgi_request._messages._wrapped is empty  # made only when used
+    assert "messages" not in response.cookies
