@@ -19,9 +19,7 @@ from typing import Any
 from django.db import connections, models, router
 from django.db.models.query import QuerySet
 
-# A value no real key takes, compiled in place of the key and then found among the
-# compiled parameters (where the lookup put it).
-_MARKER = -7_770_777_077
+_MARKER = -7_770_777_077  # see RowByKey._compile
 
 
 def _compiled(connection, key: tuple, compile: Callable[[], Any]) -> Any:
@@ -85,22 +83,31 @@ class RawRow:
 
 class RowByKey:
     """`queryset.get(pk=key)`, compiled once per connection: e.g.
-    `RowByKey(Product, lambda: Product.objects.select_for_update())`. The queryset is
-    built when it is compiled (inside the transaction a `select_for_update()` needs)."""
+    `RowByKey(Product, lambda: Product.objects.select_for_update())`, or by another
+    unique key, `RowByKey(Model, queryset, by=("scope", "key"))` and `get(scope, key)`.
+    The queryset is built when it is compiled (inside the transaction a
+    `select_for_update()` needs)."""
 
-    def __init__(self, model: type[models.Model], queryset: Callable[[], QuerySet]) -> None:
+    def __init__(
+        self,
+        model: type[models.Model],
+        queryset: Callable[[], QuerySet],
+        by: Sequence[str] = ("pk",),
+    ) -> None:
         self.model = model
         self.queryset = queryset
+        self.by = tuple(by)
 
-    def get(self, key: int) -> models.Model:
+    def get(self, *key: Any) -> models.Model:
         model = self.model
         alias = router.db_for_read(model)
         connection = connections[alias]
-        sql, params, index, columns, converters = _compiled(
+        sql, params, positions, columns, converters = _compiled(
             connection, (RowByKey, id(self)), lambda: self._compile(self.queryset(), alias)
         )
         params = list(params)
-        params[index] = key
+        for position, value in zip(positions, key, strict=True):
+            params[position] = value
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
@@ -108,9 +115,17 @@ class RowByKey:
             raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
         return model.from_db(alias, columns, _convert(row, converters, connection))
 
-    @staticmethod
-    def _compile(queryset: QuerySet, alias: str) -> tuple:
-        compiler = queryset.filter(pk=_MARKER).query.get_compiler(using=alias)
+    def _compile(self, queryset: QuerySet, alias: str) -> tuple:
+        # Each key field is compiled with a value no real key takes, then found among the
+        # compiled parameters, where its value will go.
+        markers = [
+            _MARKER - n if name == "pk" or self.model._meta.get_field(name).get_internal_type()
+            in _INTEGER_TYPES else f"\x00marker-{n}"
+            for n, name in enumerate(self.by)
+        ]  # fmt: skip
+        compiler = queryset.filter(**dict(zip(self.by, markers, strict=True))).query.get_compiler(
+            using=alias
+        )
         sql, params = compiler.as_sql()
         info = compiler.klass_info
         selected = [compiler.select[i][0] for i in info["select_fields"]]
@@ -120,10 +135,17 @@ class RowByKey:
         return (
             sql,
             tuple(params),
-            list(params).index(_MARKER),
+            [list(params).index(marker) for marker in markers],
             [field.attname for field in fields],
             _converters(compiler.connection, fields),
         )
+
+
+_INTEGER_TYPES = {
+    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+    "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+    "PositiveSmallIntegerField",
+}  # fmt: skip
 
 
 class Insert:
@@ -179,21 +201,35 @@ class Insert:
         return f"INSERT INTO {table} ({columns}) VALUES ", f"({placeholders})"
 
 
-class UpdateByKey:
-    """`Model.objects.filter(pk=key).update(**fields)` for a fixed set of fields,
-    compiled once; the fields' values are prepared as `update()` prepares them."""
+class Update:
+    """UPDATE some fields of instances, each by its primary key, as
+    `save(update_fields=fields)` would write them, compiled once. Several instances are
+    one `executemany` (one round trip: psycopg pipelines it)."""
 
     def __init__(self, model: type[models.Model], fields: Sequence[str]) -> None:
         self.model = model
         self.fields = [model._meta.get_field(name) for name in fields]
 
-    def run(self, key: int, **values: Any) -> int:
+    def save(self, instance: models.Model) -> int:
+        """Write `instance`'s fields; the number of rows updated (0 or 1)."""
+        return self.save_many([instance])
+
+    def save_many(self, instances: Sequence[models.Model]) -> int:
+        if not instances:
+            return 0
         alias = router.db_for_write(self.model)
         connection = connections[alias]
-        sql = _compiled(connection, (UpdateByKey, id(self)), lambda: self._sql(connection))
-        params = [field.get_db_prep_save(values[field.name], connection) for field in self.fields]
+        sql = _compiled(connection, (Update, id(self)), lambda: self._sql(connection))
+        rows = [
+            [field.get_db_prep_save(getattr(instance, field.attname), connection)
+             for field in self.fields] + [instance.pk]
+            for instance in instances
+        ]  # fmt: skip
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, key])
+            if len(rows) == 1:
+                cursor.execute(sql, rows[0])
+            else:
+                cursor.executemany(sql, rows)
             return cursor.rowcount
 
     def _sql(self, connection) -> str:

@@ -25,6 +25,8 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from core.statements import Insert, RowByKey, Update
+
 from .models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -93,7 +95,7 @@ def run_idempotently(view, request, execute: Callable[[], Response]) -> Response
             return response
         record.status_code = response.status_code
         record.response_body = response.data
-        record.save()
+        _UPDATE_KEY.save(record)
     return response
 
 
@@ -112,7 +114,7 @@ def _claim(scope: str, key: str, fingerprint: str) -> bool:
     """Insert the key, committed at once so that retries can see it. False if it exists."""
     try:
         with transaction.atomic():
-            IdempotencyKey.objects.create(scope=scope, key=key, fingerprint=fingerprint)
+            _INSERT_KEY.save(IdempotencyKey(scope=scope, key=key, fingerprint=fingerprint))
     except IntegrityError:
         return False
     return True
@@ -125,7 +127,7 @@ def _lock(scope: str, key: str, *, wait: bool) -> IdempotencyKey:
     a held lock means the first request is still running.
     """
     try:
-        return IdempotencyKey.objects.select_for_update(nowait=not wait).get(scope=scope, key=key)
+        return _LOCKED_KEY[wait].get(scope, key)
     except IdempotencyKey.DoesNotExist:  # purged between claim and lock
         raise RequestInProgress() from None
     except OperationalError as exc:
@@ -135,6 +137,19 @@ def _lock(scope: str, key: str, *, wait: bool) -> IdempotencyKey:
         if (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) == "55P03":
             raise RequestInProgress() from None
         raise
+
+
+# The statements of a keyed request, compiled once (core/statements.py).
+_INSERT_KEY = Insert(IdempotencyKey)
+_LOCKED_KEY = {
+    wait: RowByKey(
+        IdempotencyKey,
+        lambda wait=wait: IdempotencyKey.objects.select_for_update(nowait=not wait),
+        by=("scope", "key"),
+    )
+    for wait in (True, False)
+}
+_UPDATE_KEY = Update(IdempotencyKey, ["fingerprint", "status_code", "response_body", "created_at"])
 
 
 def _replay(record: IdempotencyKey) -> Response:

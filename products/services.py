@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from core.errors import DomainError
 from core.metrics import counted_stock_operation
-from core.statements import Insert, RowByKey, UpdateByKey
+from core.statements import Insert, RowByKey, Update
 from events import services as events
 from events.models import EventType
 
@@ -427,10 +427,11 @@ def adjust_stock_bulk(
         for product in changed:
             product.version += 1
             product.updated_at = now
-        movements = StockMovement.objects.bulk_create(
+        movements = [
             _movement(product, Kind.ADJUSTMENT, before, after, audit)
             for product, before, after in plan
-        )
+        ]
+        _INSERT_MOVEMENT.save_many(movements, returning=True)
         # Each line's events show its product as that line left it.
         announcement = _Announcement()
         for (product, _, after), movement in zip(plan, movements, strict=True):
@@ -438,9 +439,7 @@ def adjust_stock_bulk(
             announcement.stock_changed(product, movement, was_low=was_low[product.pk])
             was_low[product.pk] = product.is_below_requirement
         announcement.write()
-        Product.objects.bulk_update(
-            changed, ["stock_quantity", "version", "updated_at", "event_sequence"]
-        )
+        _UPDATE_STOCK.save_many(list(changed))
         return movements
 
 
@@ -496,7 +495,7 @@ def _under_lock(
 # The stock path's statements, compiled once (core/statements.py).
 _LOCKED_PRODUCT = RowByKey(Product, lambda: Product.objects.select_for_update())
 _INSERT_MOVEMENT = Insert(StockMovement)
-_UPDATE_STOCK = UpdateByKey(Product, ["stock_quantity", "version", "updated_at", "event_sequence"])
+_UPDATE_STOCK = Update(Product, ["stock_quantity", "version", "updated_at", "event_sequence"])
 
 
 def _lock(product_id: int) -> Product:
@@ -515,13 +514,7 @@ def _write_stock(product: Product, new_quantity: int, kind: str, audit: Audit) -
     announcement = _Announcement()
     announcement.stock_changed(product, movement, was_low=was_low)
     announcement.write()
-    _UPDATE_STOCK.run(
-        product.pk,
-        stock_quantity=product.stock_quantity,
-        version=product.version,
-        updated_at=product.updated_at,
-        event_sequence=product.event_sequence,
-    )
+    _UPDATE_STOCK.save(product)
 
 
 class _Announcement:

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 
-from core.statements import Insert, RowByKey, UpdateByKey
+from core.statements import Insert, RowByKey, Update
 from events.models import Event, EventType
-from products.models import Product, StockMovement
+from products.models import IdempotencyKey, Product, StockMovement
 from products.text import normalize_sku
 
 from .conftest import make_product
@@ -80,16 +80,29 @@ def test_many_rows_in_one_insert(django_assert_num_queries):
     assert [(event.sequence, event.data) for event in stored] == [(n, {"n": n}) for n in SEQUENCES]
 
 
-def test_an_update_by_key_writes_only_its_fields_of_only_that_row():
+def test_an_update_writes_only_its_fields_of_only_that_row():
     product, other = make_product(stock_quantity=3), make_product(stock_quantity=3)
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    update = UpdateByKey(Product, ["stock_quantity", "updated_at"])
-    assert update.run(product.pk, stock_quantity=9, updated_at=when) == 1
-    assert update.run(other.pk + 1000, stock_quantity=1, updated_at=when) == 0
+    update = Update(Product, ["stock_quantity", "updated_at"])
+    product.stock_quantity, product.updated_at, product.name = 9, when, "not written"
+    assert update.save(product) == 1
+    gone = Product(pk=other.pk + 1000, stock_quantity=1, updated_at=when)
+    assert update.save(gone) == 0
     product.refresh_from_db()
     other.refresh_from_db()
-    assert (product.stock_quantity, product.updated_at, product.name) == (9, when, product.name)
+    assert (product.stock_quantity, product.updated_at) == (9, when)
+    assert product.name != "not written"
     assert other.stock_quantity == 3
+
+
+def test_several_updates_in_one_round_trip(django_assert_num_queries):
+    products = [make_product(stock_quantity=n) for n in (1, 2, 3)]
+    for product in products:
+        product.stock_quantity += 10
+    with django_assert_num_queries(1):
+        Update(Product, ["stock_quantity"]).save_many(products)
+    stored = Product.objects.filter(pk__in=[p.pk for p in products]).order_by("pk")
+    assert [product.stock_quantity for product in stored] == [11, 12, 13]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -112,3 +125,14 @@ def test_each_thread_compiles_its_own_statement_and_reads_right():
         thread.join()
     assert not errors
     assert seen == {product.pk: product.sku for product in products}
+
+
+def test_a_row_by_another_unique_key():
+    keys = IdempotencyKey.objects
+    by_scope_and_key = RowByKey(IdempotencyKey, lambda: keys.all(), by=("scope", "key"))
+    first = IdempotencyKey.objects.create(scope="user:1", key="a", fingerprint="f1")
+    IdempotencyKey.objects.create(scope="user:2", key="a", fingerprint="f2")
+    assert by_scope_and_key.get("user:1", "a").pk == first.pk
+    assert by_scope_and_key.get("user:2", "a").fingerprint == "f2"
+    with pytest.raises(IdempotencyKey.DoesNotExist):
+        by_scope_and_key.get("user:3", "a")
