@@ -382,10 +382,19 @@ class Representer:
                 value = values[name]
                 if value is None or type(value) is as_it_is:
                     continue  # None is null; an int, str or bool is written as it is
-                if kind is datetime and zone is not None and timezone.is_aware(value):
+                if (
+                    kind is datetime
+                    and isinstance(value, datetime)
+                    and zone is not None
+                    and timezone.is_aware(value)
+                ):
                     written = value.astimezone(zone).isoformat()
                     value = written[:-6] + "Z" if written.endswith("+00:00") else written
-                elif kind is Decimal and write.is_written_as_it_is(value):
+                elif (
+                    kind is Decimal
+                    and isinstance(value, Decimal)
+                    and write.is_written_as_it_is(value)
+                ):
                     value = f"{value:f}"
                 else:
                     value = write(value)

@@ -24,6 +24,7 @@ import pytest
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.test import Client
 
+from products import idempotency
 from products.models import IdempotencyKey, Product, StockMovement
 
 from .conftest import (
@@ -316,7 +317,7 @@ def test_a_connection_killed_after_the_stock_change_before_the_response_is_store
     product = make_product(stock_quantity=10)
     client = token_client(make_user("staff"))
     paused, resume = threading.Event(), threading.Event()
-    store_response = IdempotencyKey.save
+    store_response = idempotency._UPDATE_KEY.save  # writes the key's answer
 
     def save_after_a_pause(record, *args, **kwargs):
         if record.status_code is not None:  # the stock has changed; the response is next
@@ -324,7 +325,7 @@ def test_a_connection_killed_after_the_stock_change_before_the_response_is_store
             resume.wait(timeout=30)
         return store_response(record, *args, **kwargs)
 
-    monkeypatch.setattr(IdempotencyKey, "save", save_after_a_pause)
+    monkeypatch.setattr(idempotency._UPDATE_KEY, "save", save_after_a_pause)
     responses = []
     thread = in_thread(lambda: responses.append(decrement(client, product.pk, "k-store")))
     assert paused.wait(timeout=30)
@@ -375,7 +376,7 @@ def test_a_request_stuck_inside_its_transaction_does_not_hold_its_key_forever(mo
     product = make_product(stock_quantity=10)
     client = token_client(make_user("staff"))
     paused, resume = threading.Event(), threading.Event()
-    store_response = IdempotencyKey.save
+    store_response = idempotency._UPDATE_KEY.save  # writes the key's answer
 
     def hang_before_storing(record, *args, **kwargs):
         if record.status_code is not None and threading.current_thread() is not main:
@@ -384,7 +385,7 @@ def test_a_request_stuck_inside_its_transaction_does_not_hold_its_key_forever(mo
         return store_response(record, *args, **kwargs)
 
     main = threading.current_thread()
-    monkeypatch.setattr(IdempotencyKey, "save", hang_before_storing)
+    monkeypatch.setattr(idempotency._UPDATE_KEY, "save", hang_before_storing)
     responses = []
     with new_connections_with("-c idle_in_transaction_session_timeout=500"):
         stuck = in_thread(lambda: responses.append(decrement(client, product.pk, "k-stuck")))

@@ -73,6 +73,7 @@ def test_movements_with_and_without_a_user_are_written_as_the_serializer_writes_
         {"price": Decimal("12.345")},  # more (DRF rounds)
         {"name": 123, "stock_quantity": True, "low_stock_threshold": 7.0},  # not int / str
         {"updated_at": datetime(2026, 1, 2, 3, 4, 5)},  # naive
+        {"price": "12.50", "updated_at": "2026-01-02T03:04:05Z"},  # strings, as set
     ],
 )
 def test_values_of_unusual_types_are_written_as_the_serializer_writes_them(values):
