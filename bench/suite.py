@@ -64,7 +64,12 @@ HOT_ID = SPREAD_PRODUCTS + 1
 INITIAL_STOCK = 1_000_000_000
 SCENARIOS = ("hot", "spread", "read", "list")
 DECREMENTS = ("hot", "spread")
-TARGETS = {"hot": 0.6, "spread": 0.4, "read": 0.4}  # ours / floor
+TARGETS = {"hot": 0.5, "spread": 0.35, "read": 0.35, "list": 0.35}  # ours / floor (issue 14)
+# The service this API replaces (FastAPI), its best configuration, measured from the
+# outside on 2026-12-01 with 32 clients on another run of this machine: req/s. Not this
+# run's figures, so only a rough comparison; the issue's target is ours ≥ 1.5 × these.
+SEED_RPS = {"hot": 270, "spread": 281, "read": 765}
+SEED_TARGET = 1.5
 CHART = ROOT / "bench" / "results.png"
 RESULTS = ROOT / "bench" / "results"
 
@@ -739,6 +744,14 @@ def report(results: list[dict], ledger_ok: bool, args) -> None:
             print(
                 f"target {scenario}: ours ≥ {target} × floor: {ratio:.2f} "
                 f"{'met' if met else 'MISSED'}"
+            )
+    for scenario, seed in SEED_RPS.items():
+        if (scenario, "ours") in by:
+            ratio = by[scenario, "ours"]["rps"] / seed
+            print(
+                f"ours ÷ the FastAPI service ({seed} req/s on 2026-12-01) {scenario}: "
+                f"{ratio:.2f} {'met' if ratio >= SEED_TARGET else 'MISSED'} "
+                f"(target ≥ {SEED_TARGET})"
             )
     for r in results:
         if r["target"] != "pgbench" and (r["errors"] or r["check"] != "ok"):
