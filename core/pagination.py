@@ -13,16 +13,18 @@ A page filtered by a substring (`?search=`, `?name=`) does not trust the planner
 guess of how many rows match: `LIKE '%word%'` has no statistics the planner reads well
 (none at all before the table's first ANALYZE, and words are assumed independent), and
 a guess of "few" for a word that matches everything turns into a trigram bitmap and
-a sort of a million rows (1.3 s). So such a page is first looked for among the first
-WALK_ROWS rows in its order, and its count among the first WALK_ROWS rows of the
-table (COMMON_WALK_ROWS when the page was found so; see `walk`). That is the whole
-answer whenever matches are common; only otherwise are the page and the count asked
-for the planner's way, which is then the right way for rare matches.
+a sort of a million rows (1.3 s). So such a page, numbered or after a cursor, is first
+looked for among the first WALK_ROWS rows in its order (after the cursor), and its
+count among the first WALK_ROWS rows of the table (COMMON_WALK_ROWS when the page was
+found so; the WALK_ROWS rows from the page's first row when it was not; see `walk`).
+That is the whole answer whenever matches are common; only otherwise are the page and
+the count asked for the planner's way, which is then the right way for rare matches.
 """
 
 import re
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
@@ -192,18 +194,37 @@ class CappedCountPaginator(Paginator):
         page = self.object_list[bottom:top]
         rows = walked_page(page)
         if rows is None:
-            return list(page)
+            rows = list(page)
+            if rows and bottom == 0:  # a later page is counted before it is read
+                self.read_from = rows[0]
+            return rows
         self.found_walking = len(rows) == top - bottom
         return rows
 
     @cached_property
     def counted(self) -> int:
-        # Which rows are counted does not matter, only how many: without the ORDER BY
-        # the planner may use any index rather than walk the sort order.
+        """How many rows match, up to COUNT_CAP + 1 (more than COUNT_CAP among any rows
+        is enough).
+
+        Which rows are counted does not matter, only how many: without the ORDER BY
+        the planner may use any index rather than walk the sort order. A page found
+        walking has common matches: up to COMMON_WALK_ROWS of the table's rows are
+        counted first. A first page that was not, but had matches, was read the
+        planner's way: its matches may all sit far into its order (SEED-0001 on the
+        seeded catalogue: 100,000 products, none among the first 100,000 in id order),
+        so the WALK_ROWS rows from its first row in its order are counted first.
+        """
         capped = self.object_list.order_by()[: COUNT_CAP + 1]
-        # More than COUNT_CAP among any rows is enough.
-        rows = COMMON_WALK_ROWS if getattr(self, "found_walking", False) else WALK_ROWS
-        walked = walk(capped.values("pk"), rows) if walkable(self.object_list) else None
+        if not walkable(self.object_list):
+            return capped.count()
+        first = getattr(self, "read_from", None)
+        if first is not None:
+            ordering = self.object_list.query.order_by
+            start = from_row(first, ordering)
+            walked = walk(capped.values("pk"), WALK_ROWS, ordering, start) if start else None
+        else:
+            rows = COMMON_WALK_ROWS if getattr(self, "found_walking", False) else WALK_ROWS
+            walked = walk(capped.values("pk"), rows)
         if walked is not None:
             with connections[capped.db].cursor() as cursor:
                 cursor.execute(f"SELECT COUNT(*) FROM ({walked[0]}) walked", walked[1])
@@ -211,6 +232,26 @@ class CappedCountPaginator(Paginator):
             if found > COUNT_CAP:
                 return found
         return capped.count()
+
+
+def from_row(row, ordering) -> Q | None:
+    """The rows at or after `row` in `ordering` (field names, `-` for descending, the
+    primary key last), or None when the ordering is not of columns that cannot be NULL
+    (a comparison with NULL would drop rows)."""
+    at_or_after, same = Q(pk=row.pk), Q()
+    for term in ordering:
+        name = term.lstrip("-") if isinstance(term, str) else None
+        try:
+            field = row._meta.get_field(name) if name else None
+        except FieldDoesNotExist:
+            return None
+        if field is None or not field.concrete or field.null:
+            return None
+        value = getattr(row, field.attname)
+        beyond = "lt" if term.startswith("-") else "gt"
+        at_or_after |= same & Q(**{f"{field.attname}__{beyond}": value})
+        same &= Q(**{field.attname: value})
+    return at_or_after
 
 
 class ValidatedPageSize:

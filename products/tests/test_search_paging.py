@@ -118,9 +118,30 @@ def test_matches_past_the_first_rows_are_read_the_planners_way(catalogue, api_cl
         data = api_client.get("/api/products/", {"search": "nut", "page_size": 10}).json()
 
     assert [p["sku"] for p in data["results"]] == [f"SKU-{n:03d}" for n in range(100, 110)]
-    # 100 nuts, none among the first 40 rows: more than COUNT_CAP all the same.
+    # 100 nuts, none among the first 40 rows: more than COUNT_CAP all the same, found
+    # among the 40 rows from the page's first.
     assert (data["count"], data["count_is_exact"]) == (COUNT_CAP, False)
-    assert walked(queries) == [WALK_ROWS, "size", None, WALK_ROWS, None]
+    assert walked(queries) == [WALK_ROWS, "size", None, WALK_ROWS]
+
+
+def test_matches_late_in_another_order_are_counted_from_the_pages_first_row(catalogue, api_client):
+    params = {"search": "nut", "ordering": "name", "page_size": 10}
+    with CaptureQueriesContext(connection) as queries:
+        data = api_client.get("/api/products/", params).json()
+
+    # By name the nuts come after some 60 plain bolts: past the first 40 rows.
+    assert [p["sku"] for p in data["results"]] == expected("nut", ["name", "id"])
+    assert (data["count"], data["count_is_exact"]) == (COUNT_CAP, False)
+    assert walked(queries) == [WALK_ROWS, "size", None, WALK_ROWS]
+
+
+@pytest.mark.parametrize("ordering", [["id"], ["-price", "name", "id"], ["stock_quantity", "-id"]])
+def test_from_row_is_the_rows_at_and_after_a_row_in_its_order(catalogue, ordering):
+    rows = list(Product.objects.order_by(*ordering))
+
+    for i in (0, 57, 199):
+        after = Product.objects.filter(pagination.from_row(rows[i], ordering))
+        assert list(after.order_by(*ordering)) == rows[i:]
 
 
 @pytest.mark.parametrize(
