@@ -235,9 +235,9 @@ class CappedCountPaginator(Paginator):
 
 
 def from_row(row, ordering) -> Q | None:
-    """The rows at or after `row` in `ordering` (field names, `-` for descending, the
-    primary key last), or None when the ordering is not of columns that cannot be NULL
-    (a comparison with NULL would drop rows)."""
+    """The rows at or after `row` in `ordering` (field names, `-` for descending; every
+    list's ends with the id, which makes "at" the row itself), or None when the ordering
+    is not of columns that cannot be NULL (a comparison with NULL would drop rows)."""
     at_or_after, same = Q(pk=row.pk), Q()
     for term in ordering:
         name = term.lstrip("-") if isinstance(term, str) else None

@@ -10,6 +10,7 @@ import re
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from core import pagination
@@ -212,11 +213,12 @@ def pk(n: int) -> int:
     return Product.objects.get(sku=f"SKU-{n:03d}").pk
 
 
-def matching(search: str) -> list[str]:
-    """Every match in id order, by the ORM's plain query."""
-    return list(
-        Product.objects.filter(name__icontains=search).order_by("id").values_list("sku", flat=True)
-    )
+def matching(search: str, below: bool = False) -> list[str]:
+    """Every match in id order (below its threshold, if `below`), by the ORM's plain query."""
+    products = Product.objects.filter(name__icontains=search)
+    if below:
+        products = products.filter(stock_quantity__lte=F("low_stock_threshold"))
+    return list(products.order_by("id").values_list("sku", flat=True))
 
 
 def test_a_cursor_page_of_a_common_word_is_found_among_the_rows_after_the_cursor(
@@ -241,15 +243,19 @@ def test_a_cursor_page_backwards_is_found_among_the_rows_before_the_cursor(catal
     assert walked(queries) == [WALK_ROWS]
 
 
+@pytest.mark.parametrize("path", ["/api/products/", "/api/products/below_requirement/"])
 @pytest.mark.parametrize("search", ["bolt", "zinc", "nut", "washer", "clamp", "rivet"])
-def test_a_cursor_walk_by_a_word_returns_every_match_once_either_way(catalogue, api_client, search):
-    pages, url, params = [], "/api/products/", {"cursor": "", "search": search, "page_size": 7}
+def test_a_cursor_walk_by_a_word_returns_every_match_once_either_way(
+    catalogue, api_client, search, path
+):
+    pages, url, params = [], path, {"cursor": "", "search": search, "page_size": 7}
     while url:
         data = api_client.get(url, params).json()
         pages.append([p["sku"] for p in data["results"]])
         url, params, last = data["next"], None, data
 
-    assert [sku for page in pages for sku in page] == matching(search)
+    below = path.endswith("below_requirement/")
+    assert [sku for page in pages for sku in page] == matching(search, below=below)
     backwards, url = [], last["previous"]
     while url:
         data = api_client.get(url).json()
