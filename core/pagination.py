@@ -13,19 +13,21 @@ A page filtered by a substring (`?search=`, `?name=`) does not trust the planner
 guess of how many rows match: `LIKE '%word%'` has no statistics the planner reads well
 (none at all before the table's first ANALYZE, and words are assumed independent), and
 a guess of "few" for a word that matches everything turns into a trigram bitmap and
-a sort of a million rows (1.3 s). So such a page is first looked for among the first
-WALK_ROWS rows in its order, and its count among the first WALK_ROWS rows of the
-table (COMMON_WALK_ROWS when the page was found so; see `walk`). That is the whole
-answer whenever matches are common; only otherwise are the page and the count asked
-for the planner's way, which is then the right way for rare matches.
+a sort of a million rows (1.3 s). So such a page, numbered or after a cursor, is first
+looked for among the first WALK_ROWS rows in its order (after the cursor), and its
+count among the first WALK_ROWS rows of the table (COMMON_WALK_ROWS when the page was
+found so; the WALK_ROWS rows from the page's first row when it was not; see `walk`).
+That is the whole answer whenever matches are common; only otherwise are the page and
+the count asked for the planner's way, which is then the right way for rare matches.
 """
 
 import re
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagination
@@ -102,10 +104,12 @@ def matches_substring(node) -> bool:
     return any(matches_substring(child) for child in getattr(node, "children", ()))
 
 
-def walk(queryset: QuerySet, rows: int, ordering: tuple | list = ()) -> tuple[str, tuple] | None:
+def walk(
+    queryset: QuerySet, rows: int, ordering: tuple | list = (), start: Q | None = None
+) -> tuple[str, tuple] | None:
     """The SQL of `queryset` reading only the first `rows` rows of its table in
-    `ordering` (any rows without one): `FROM (SELECT … FROM table ORDER BY … LIMIT
-    rows) table`.
+    `ordering` (any rows without one), from `start` if given (a cursor's position):
+    `FROM (SELECT … FROM table [WHERE start] ORDER BY … LIMIT rows) table`.
 
     Its filters then cannot choose an index (a trigram bitmap of every product for a
     word that matches them all): the inner LIMIT is an index scan in the page's order
@@ -118,15 +122,45 @@ def walk(queryset: QuerySet, rows: int, ordering: tuple | list = ()) -> tuple[st
     model = queryset.model
     connection = connections[queryset.db]
     table = connection.ops.quote_name(model._meta.db_table)
-    window = model._base_manager.using(queryset.db).order_by(*ordering)[:rows]
-    window_sql, window_params = window.query.sql_with_params()
+    window_sql, window_params = window(queryset, rows, ordering, start).query.sql_with_params()
     sql, params = queryset.query.sql_with_params()
     head = f" FROM {table} "
-    start = (sql + " ").find(head)
-    # The main FROM comes first: the SELECT list holds only the table's own columns.
-    if window_params or start < 0 or "SELECT" in sql[len("SELECT") : start]:
+    start_at = (sql + " ").find(head)
+    # The main FROM comes first: the SELECT list holds only the table's own columns
+    # (so no parameters precede the window's).
+    if start_at < 0 or "SELECT" in sql[len("SELECT") : start_at]:
         return None
-    return f"{sql[:start]} FROM ({window_sql}) {table} {sql[start + len(head) :]}", params
+    walked = f"{sql[:start_at]} FROM ({window_sql}) {table} {sql[start_at + len(head) :]}"
+    return walked, (*window_params, *params)
+
+
+def window(queryset: QuerySet, rows: int, ordering: tuple | list, start: Q | None) -> QuerySet:
+    """The rows `walk` reads: the first `rows` of the table in `ordering` from `start`."""
+    rows_from = queryset.model._base_manager.using(queryset.db)
+    if start is not None:
+        rows_from = rows_from.filter(start)
+    return rows_from.order_by(*ordering)[:rows]
+
+
+def walked_page(page: QuerySet, start: Q | None = None) -> list | None:
+    """The rows of `page` (a sliced, ordered queryset filtered by a substring), found
+    among the first WALK_ROWS rows in its order from `start`; None when those hold
+    too few matches (then only the planner's way can tell).
+
+    When the table holds fewer than WALK_ROWS rows from `start` (a small table, the
+    tail of a cursor walk), what the walk found is all there is.
+    """
+    walked = walk(page, WALK_ROWS, page.query.order_by, start) if walkable(page) else None
+    if walked is None:
+        return None
+    rows = list(page.model._base_manager.db_manager(page.db).raw(*walked))
+    if len(rows) == page.query.high_mark - page.query.low_mark:
+        return rows
+    read = window(page, WALK_ROWS, page.query.order_by, start).values("pk")
+    sql, params = read.query.sql_with_params()
+    with connections[page.db].cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM ({sql}) window_rows", params)
+        return rows if cursor.fetchone()[0] < WALK_ROWS else None
 
 
 class CappedCountPaginator(Paginator):
@@ -158,22 +192,39 @@ class CappedCountPaginator(Paginator):
 
     def _rows(self, bottom: int, top: int) -> list:
         page = self.object_list[bottom:top]
-        walked = walk(page, WALK_ROWS, page.query.order_by) if walkable(page) else None
-        if walked is not None:
-            rows = list(page.model._base_manager.db_manager(page.db).raw(*walked))
-            if len(rows) == top - bottom:
-                self.found_walking = True
-                return rows
-        return list(page)
+        rows = walked_page(page)
+        if rows is None:
+            rows = list(page)
+            if rows and bottom == 0:  # a later page is counted before it is read
+                self.read_from = rows[0]
+            return rows
+        self.found_walking = len(rows) == top - bottom
+        return rows
 
     @cached_property
     def counted(self) -> int:
-        # Which rows are counted does not matter, only how many: without the ORDER BY
-        # the planner may use any index rather than walk the sort order.
+        """How many rows match, up to COUNT_CAP + 1 (more than COUNT_CAP among any rows
+        is enough).
+
+        Which rows are counted does not matter, only how many: without the ORDER BY
+        the planner may use any index rather than walk the sort order. A page found
+        walking has common matches: up to COMMON_WALK_ROWS of the table's rows are
+        counted first. A first page that was not, but had matches, was read the
+        planner's way: its matches may all sit far into its order (SEED-0001 on the
+        seeded catalogue: 100,000 products, none among the first 100,000 in id order),
+        so the WALK_ROWS rows from its first row in its order are counted first.
+        """
         capped = self.object_list.order_by()[: COUNT_CAP + 1]
-        # More than COUNT_CAP among any rows is enough.
-        rows = COMMON_WALK_ROWS if getattr(self, "found_walking", False) else WALK_ROWS
-        walked = walk(capped.values("pk"), rows) if walkable(self.object_list) else None
+        if not walkable(self.object_list):
+            return capped.count()
+        first = getattr(self, "read_from", None)
+        if first is not None:
+            ordering = self.object_list.query.order_by
+            start = from_row(first, ordering)
+            walked = walk(capped.values("pk"), WALK_ROWS, ordering, start) if start else None
+        else:
+            rows = COMMON_WALK_ROWS if getattr(self, "found_walking", False) else WALK_ROWS
+            walked = walk(capped.values("pk"), rows)
         if walked is not None:
             with connections[capped.db].cursor() as cursor:
                 cursor.execute(f"SELECT COUNT(*) FROM ({walked[0]}) walked", walked[1])
@@ -181,6 +232,26 @@ class CappedCountPaginator(Paginator):
             if found > COUNT_CAP:
                 return found
         return capped.count()
+
+
+def from_row(row, ordering) -> Q | None:
+    """The rows at or after `row` in `ordering` (field names, `-` for descending; every
+    list's ends with the id, which makes "at" the row itself), or None when the ordering
+    is not of columns that cannot be NULL (a comparison with NULL would drop rows)."""
+    at_or_after, same = Q(pk=row.pk), Q()
+    for term in ordering:
+        name = term.lstrip("-") if isinstance(term, str) else None
+        try:
+            field = row._meta.get_field(name) if name else None
+        except FieldDoesNotExist:
+            return None
+        if field is None or not field.concrete or field.null:
+            return None
+        value = getattr(row, field.attname)
+        beyond = "lt" if term.startswith("-") else "gt"
+        at_or_after |= same & Q(**{f"{field.attname}__{beyond}": value})
+        same &= Q(**{field.attname: value})
+    return at_or_after
 
 
 class ValidatedPageSize:
@@ -284,7 +355,7 @@ class WalkingCursorPagination(ValidatedPageSize, CursorPagination):
         # The cursor wins over `page` (OpenAPI cannot say that two parameters exclude
         # each other, so the combination is made harmless); a bad page is still a 400.
         check_page(request)
-        return super().paginate_queryset(queryset, request, view)
+        return super().paginate_queryset(FromCursor(queryset), request, view)
 
     def get_ordering(self, request, queryset, view):
         return (self.ordering,)  # whatever `ordering` says (the filter has validated it)
@@ -313,3 +384,27 @@ class WalkingCursorPagination(ValidatedPageSize, CursorPagination):
             url = remove_query_param(url, ignored)
         direction = "b" if cursor.reverse else "a"
         return replace_query_param(url, self.cursor_query_param, f"{direction}{cursor.position}")
+
+
+class FromCursor:
+    """A queryset as DRF's CursorPagination uses it — ordered, filtered by the cursor's
+    position, sliced — whose page is looked for among the first WALK_ROWS rows after
+    the position first (`walked_page`), as a numbered page is: a word that every
+    product contains would otherwise read them all through the trigram index whenever
+    the planner guesses that it is rare (1.3 s without statistics)."""
+
+    def __init__(self, queryset: QuerySet, start: Q | None = None):
+        self.queryset, self.start = queryset, start
+
+    def order_by(self, *ordering) -> "FromCursor":
+        return FromCursor(self.queryset.order_by(*ordering), self.start)
+
+    def filter(self, **position) -> "FromCursor":
+        # DRF filters by the position only (`id__gt` or `id__lt`), once.
+        assert self.start is None
+        return FromCursor(self.queryset.filter(**position), Q(**position))
+
+    def __getitem__(self, bounds: slice) -> list:
+        page = self.queryset[bounds]
+        rows = walked_page(page, self.start)
+        return list(page) if rows is None else rows

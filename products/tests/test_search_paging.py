@@ -10,6 +10,7 @@ import re
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from core import pagination
@@ -65,14 +66,17 @@ def expected(search: str, ordering: list[str], page: int = 1, page_size: int = 1
     return list(queryset.values_list("sku", flat=True)[start : start + page_size])
 
 
-def walked(queries) -> list[int | None]:
-    """For each products query, how many rows it was limited to reading (None: all)."""
-    found = [
-        re.search(r" LIMIT ([0-9]+)\) \"products_product\"", query["sql"])
-        for query in queries
-        if '"products_product"' in query["sql"]
-    ]
-    return [int(match.group(1)) if match else None for match in found]
+def walked(queries) -> list[int | str | None]:
+    """For each products query, how many rows it was limited to reading (None: all;
+    "size": how many rows there are to walk, when a walk found too few)."""
+
+    def limit(sql: str) -> int | str | None:
+        if sql.endswith(") window_rows"):
+            return "size"
+        match = re.search(r" LIMIT ([0-9]+)\) \"products_product\"", sql)
+        return int(match.group(1)) if match else None
+
+    return [limit(query["sql"]) for query in queries if '"products_product"' in query["sql"]]
 
 
 def test_a_word_on_every_product_is_paged_and_counted_from_the_first_rows(catalogue, api_client):
@@ -115,9 +119,30 @@ def test_matches_past_the_first_rows_are_read_the_planners_way(catalogue, api_cl
         data = api_client.get("/api/products/", {"search": "nut", "page_size": 10}).json()
 
     assert [p["sku"] for p in data["results"]] == [f"SKU-{n:03d}" for n in range(100, 110)]
-    # 100 nuts, none among the first 40 rows: more than COUNT_CAP all the same.
+    # 100 nuts, none among the first 40 rows: more than COUNT_CAP all the same, found
+    # among the 40 rows from the page's first.
     assert (data["count"], data["count_is_exact"]) == (COUNT_CAP, False)
-    assert walked(queries) == [WALK_ROWS, None, WALK_ROWS, None]
+    assert walked(queries) == [WALK_ROWS, "size", None, WALK_ROWS]
+
+
+def test_matches_late_in_another_order_are_counted_from_the_pages_first_row(catalogue, api_client):
+    params = {"search": "nut", "ordering": "name", "page_size": 10}
+    with CaptureQueriesContext(connection) as queries:
+        data = api_client.get("/api/products/", params).json()
+
+    # By name the nuts come after some 60 plain bolts: past the first 40 rows.
+    assert [p["sku"] for p in data["results"]] == expected("nut", ["name", "id"])
+    assert (data["count"], data["count_is_exact"]) == (COUNT_CAP, False)
+    assert walked(queries) == [WALK_ROWS, "size", None, WALK_ROWS]
+
+
+@pytest.mark.parametrize("ordering", [["id"], ["-price", "name", "id"], ["stock_quantity", "-id"]])
+def test_from_row_is_the_rows_at_and_after_a_row_in_its_order(catalogue, ordering):
+    rows = list(Product.objects.order_by(*ordering))
+
+    for i in (0, 57, 199):
+        after = Product.objects.filter(pagination.from_row(rows[i], ordering))
+        assert list(after.order_by(*ordering)) == rows[i:]
 
 
 @pytest.mark.parametrize(
@@ -182,3 +207,80 @@ def test_the_walk_reads_the_first_rows_in_the_pages_order(catalogue):
         'ORDER BY "products_product"."updated_at" DESC, "products_product"."id" ASC LIMIT 10'
     )
     assert params == ("%BOLT%",) or params == ("%bolt%",)
+
+
+def pk(n: int) -> int:
+    return Product.objects.get(sku=f"SKU-{n:03d}").pk
+
+
+def matching(search: str, below: bool = False) -> list[str]:
+    """Every match in id order (below its threshold, if `below`), by the ORM's plain query."""
+    products = Product.objects.filter(name__icontains=search)
+    if below:
+        products = products.filter(stock_quantity__lte=F("low_stock_threshold"))
+    return list(products.order_by("id").values_list("sku", flat=True))
+
+
+def test_a_cursor_page_of_a_common_word_is_found_among_the_rows_after_the_cursor(
+    catalogue, api_client
+):
+    params = {"cursor": f"a{pk(50)}", "search": "bolt", "page_size": 10}
+    with CaptureQueriesContext(connection) as queries:
+        data = api_client.get("/api/products/", params).json()
+
+    assert [p["sku"] for p in data["results"]] == [f"SKU-{n:03d}" for n in range(51, 61)]
+    assert f"cursor=a{pk(60)}" in data["next"]
+    assert f"cursor=b{pk(51)}" in data["previous"]
+    assert walked(queries) == [WALK_ROWS]  # the 40 rows after the cursor: no more
+
+
+def test_a_cursor_page_backwards_is_found_among_the_rows_before_the_cursor(catalogue, api_client):
+    params = {"cursor": f"b{pk(100)}", "search": "zinc", "page_size": 5}
+    with CaptureQueriesContext(connection) as queries:
+        data = api_client.get("/api/products/", params).json()
+
+    assert [p["sku"] for p in data["results"]] == [f"SKU-{n:03d}" for n in range(87, 100, 3)]
+    assert walked(queries) == [WALK_ROWS]
+
+
+@pytest.mark.parametrize("path", ["/api/products/", "/api/products/below_requirement/"])
+@pytest.mark.parametrize("search", ["bolt", "zinc", "nut", "washer", "clamp", "rivet"])
+def test_a_cursor_walk_by_a_word_returns_every_match_once_either_way(
+    catalogue, api_client, search, path
+):
+    pages, url, params = [], path, {"cursor": "", "search": search, "page_size": 7}
+    while url:
+        data = api_client.get(url, params).json()
+        pages.append([p["sku"] for p in data["results"]])
+        url, params, last = data["next"], None, data
+
+    below = path.endswith("below_requirement/")
+    assert [sku for page in pages for sku in page] == matching(search, below=below)
+    backwards, url = [], last["previous"]
+    while url:
+        data = api_client.get(url).json()
+        backwards.append([p["sku"] for p in data["results"]])
+        url = data["previous"]
+    assert backwards == pages[-2::-1]
+
+
+def test_the_tail_of_a_cursor_walk_is_not_asked_of_the_planner(catalogue, api_client):
+    params = {"cursor": f"a{pk(180)}", "search": "nut", "page_size": 50}
+    with CaptureQueriesContext(connection) as queries:
+        data = api_client.get("/api/products/", params).json()
+
+    assert [p["sku"] for p in data["results"]] == [f"SKU-{n:03d}" for n in range(181, 200)]
+    assert data["next"] is None
+    # Fewer matches than the page wants, but fewer rows than a walk reads are left:
+    # the walk saw them all.
+    assert walked(queries) == [WALK_ROWS, "size"]
+
+
+def test_a_cursor_page_of_matches_past_the_first_rows_is_read_the_planners_way(
+    catalogue, api_client
+):
+    with CaptureQueriesContext(connection) as queries:
+        data = api_client.get("/api/products/", {"cursor": "", "search": "nut", "page_size": 10})
+
+    assert [p["sku"] for p in data.json()["results"]] == [f"SKU-{n:03d}" for n in range(100, 110)]
+    assert walked(queries) == [WALK_ROWS, "size", None]
