@@ -600,6 +600,7 @@ def hold_stock(product: Product, *, quantity: int, expires_at: datetime, reserva
     product.reserved_quantity += quantity
     due = product.reservations_expire_at
     product.reservations_expire_at = expires_at if due is None else min(due, expires_at)
+    _touch(product)
     announcement = _Announcement()
     if was_available and not product.available_quantity:
         announcement.add(product, EventType.STOCK_FULLY_RESERVED, reservation=reservation)
@@ -609,6 +610,7 @@ def hold_stock(product: Product, *, quantity: int, expires_at: datetime, reserva
 def release_hold(product: Product, *, quantity: int) -> None:
     """End a locked product's hold of `quantity` units without moving stock."""
     product.reserved_quantity -= quantity
+    _touch(product)
     _write_reservations(product, _Announcement())
 
 
@@ -618,10 +620,7 @@ def fulfil_hold(product: Product, *, held: int, quantity: int, audit: Audit) -> 
     before, was_low = product.stock_quantity, product.is_below_requirement
     product.stock_quantity -= quantity
     product.reserved_quantity -= held
-    if not product.reserved_quantity:
-        product.reservations_expire_at = None
-    product.version += 1
-    product.updated_at = timezone.now()
+    _touch(product)
     movement = _record(product, Kind.DECREMENT, before=before, audit=audit)
     announcement = _Announcement()
     announcement.stock_changed(product, movement, was_low=was_low)
@@ -637,14 +636,18 @@ def fulfil_hold(product: Product, *, held: int, quantity: int, audit: Audit) -> 
     return movement
 
 
-def _write_reservations(product: Product, announcement: "_Announcement") -> None:
-    """Write a locked product's reserved counter (and a new version: what it shows has
-    changed), with its events. The earliest expiry stays a lower bound when a hold ends
-    early (the next tidy-up recomputes it); with no hold left it is cleared."""
+def _touch(product: Product) -> None:
+    """A locked product whose holds changed: a new version (what it shows has changed).
+    Its earliest expiry stays a lower bound when a hold ends early (the next tidy-up
+    recomputes it); with no hold left it is cleared."""
     if not product.reserved_quantity:
         product.reservations_expire_at = None
     product.version += 1
     product.updated_at = timezone.now()
+
+
+def _write_reservations(product: Product, announcement: "_Announcement") -> None:
+    """Write a locked, touched product's reserved counter, with its events."""
     if announcement.events:
         announcement.write()
     Product.objects.filter(pk=product.pk).update(

@@ -4,6 +4,7 @@ services."""
 from functools import cache
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from products.models import MAX_STOCK
@@ -43,9 +44,11 @@ class ReservationSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field({"type": "string", "enum": Reservation.State.values})
     def get_state(self, reservation: Reservation) -> str:
         return reservation.state_at(timezone.now())
 
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
     def get_ended_at(self, reservation: Reservation) -> str | None:
         if reservation.state_at(timezone.now()) == Reservation.State.EXPIRED:
             ended = reservation.ended_at or reservation.expires_at

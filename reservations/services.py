@@ -41,6 +41,21 @@ class ReservationNotActive(DomainError):
         )
 
 
+class QuantityExceedsReservation(DomainError):
+    """A fulfilment of more units than the reservation holds."""
+
+    code = "quantity_exceeds_reservation"
+    status = HTTPStatus.CONFLICT
+
+    def __init__(self, *, reserved: int, requested: int) -> None:
+        super().__init__(
+            f"The reservation holds {reserved} unit(s); {requested} cannot ship from it. "
+            "Nothing changed.",
+            reserved=reserved,
+            requested=requested,
+        )
+
+
 def reserve(
     *,
     product_id: int,
@@ -96,10 +111,7 @@ def fulfil(
         reservation = _active(reservation_id)
         shipped = reservation.quantity if quantity is None else quantity
         if shipped > reservation.quantity:
-            raise stock.InvalidQuantity(
-                f"quantity must be at most {reservation.quantity}, the reservation's.",
-                reserved=reservation.quantity,
-            )
+            raise QuantityExceedsReservation(reserved=reservation.quantity, requested=shipped)
         stock.check_on_hand(product, shipped)  # a count may have found fewer
         reservation.fulfilled_quantity = shipped
         return reservation
@@ -149,7 +161,10 @@ def expire_lapsed(*, now: datetime | None = None, batch: int = TIDY_BATCH) -> in
             .values_list("pk", flat=True)[:batch]
         )
         for product_id in due:
-            ended += stock.expire_reservations(product_id=product_id, now=now)
+            try:
+                ended += stock.expire_reservations(product_id=product_id, now=now)
+            except Product.DoesNotExist:  # deleted meanwhile, its reservations with it
+                continue
         if len(due) < batch:
             return ended
 

@@ -26,7 +26,8 @@ from .serializers import (
 NOT_ACTIVE = OpenApiResponse(
     description="Nothing changed, because: the reservation has ended already "
     "(`reservation_not_active`, with its `state`: fulfilled, released or expired); for a "
-    "fulfilment, fewer units are on hand than it ships, a count having found them missing "
+    "fulfilment, more units than it holds (`quantity_exceeds_reservation`, with "
+    "`reserved`) or fewer units on hand than it ships, a count having found them missing "
     "(`insufficient_stock`, with `available`); or a request with this Idempotency-Key is "
     "still running (`idempotency_request_in_progress`)."
 )
