@@ -49,7 +49,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-DATABASE = "inventory_bench_suite"
+# BENCH_SUITE_DATABASE: another name, so that two checkouts on one server can run at once.
+DATABASE = os.environ.get("BENCH_SUITE_DATABASE", "inventory_bench_suite")
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
 PSQL = [
     "psql",
