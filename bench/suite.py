@@ -128,7 +128,7 @@ INSERT INTO "reservations_reservation" ("product_id", "quantity", "fulfilled_qua
   VALUES (:id, 1, NULL, 'active', '', now() + interval '1 hour', NULL, now(), NULL, NULL)
   RETURNING "reservations_reservation"."id" AS reservation_id \\gset
 UPDATE "products_product" SET "reserved_quantity" = :p_reserved_quantity::bigint + 1,
-  "reservations_expire_at" = now() + interval '1 hour',
+  "reservations_expire_at" = LEAST("reservations_expire_at", now() + interval '1 hour'),
   "version" = :p_version::bigint + 1, "updated_at" = now(),
   "event_sequence" = :p_event_sequence::bigint WHERE "products_product"."id" = :id;
 COMMIT;

@@ -127,9 +127,9 @@ class Product(models.Model):
 
     @property
     def held_quantity(self) -> int:
-        """Units held by reservations now: `reserved_now` when read through
-        selectors.with_availability (exact at the instant of the query, lapsed holds left
-        out), else the stored counter (exact under the row lock, which tidies them)."""
+        """Units held by reservations now: `reserved_now` where a read set it (selectors'
+        with_availability and settle_availability: lapsed holds left out), else the stored
+        counter (exact while no hold has lapsed, and under the row lock, which tidies)."""
         return self.__dict__.get("reserved_now", self.reserved_quantity)
 
     @property
