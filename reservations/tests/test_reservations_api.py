@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from events.models import Event
 from products.models import Product, StockMovement
+from products.tests.conftest import ON_POSTGRES
 from reservations.models import Reservation
 
 from .conftest import lapse, make_product, make_user, reserve, token_client
@@ -582,3 +583,39 @@ def test_a_retried_fulfilment_with_its_idempotency_key_ships_once(staff):
     assert released.status_code == 409
     assert Product.objects.get(pk=product.pk).stock_quantity == 6
     assert StockMovement.objects.filter(product=product, kind="decrement").count() == 1
+
+
+def test_options_describe_what_each_reservation_endpoint_takes(staff):
+    product = make_product(stock_quantity=10)
+    reservation = reserve(product, 1)
+
+    def described(url):
+        actions = staff.options(url).json().get("actions", {})
+        return {
+            method: {name for name, field in fields.items() if not field["read_only"]}
+            for method, fields in actions.items()
+        }
+
+    assert described(f"/api/products/{product.pk}/reservations/") == {
+        "POST": {"quantity", "expires_in", "reference"}
+    }
+    assert described(f"/api/reservations/{reservation.pk}/fulfil/") == {"POST": {"quantity"}}
+    assert described(f"/api/reservations/{reservation.pk}/release/") == {"POST": set()}
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="the worker's tasks exist on PostgreSQL only")
+def test_the_worker_tidies_lapsed_holds_every_10_seconds():
+    from procrastinate.contrib.django import app
+
+    from reservations import tasks
+
+    periodic = {p.periodic_id: p for p in app.periodic_registry.periodic_tasks.values()}
+    assert periodic["expire-reservations"].cron == "* * * * * */10"
+    product = make_product(stock_quantity=10)
+    reserve(product, 1)
+    lapse(reserve(product, 2))
+
+    tasks.expire_reservations(timestamp=0)
+
+    assert Reservation.objects.filter(state="expired").count() == 1
+    assert Product.objects.get(pk=product.pk).reserved_quantity == 1
