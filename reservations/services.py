@@ -16,6 +16,7 @@ from typing import Any
 from django.utils import timezone
 
 from core.errors import DomainError
+from core.metrics import counted_stock_operation
 from products import services as stock
 from products.models import MAX_STOCK, Product
 
@@ -56,6 +57,7 @@ class QuantityExceedsReservation(DomainError):
         )
 
 
+@counted_stock_operation("reserve")
 def reserve(
     *,
     product_id: int,
@@ -97,6 +99,7 @@ def reserve(
     return stock.under_lock(product_id, check, write)
 
 
+@counted_stock_operation("fulfil")
 def fulfil(
     *, reservation_id: int, quantity: int | None = None, audit: stock.Audit = API
 ) -> Reservation:
@@ -136,6 +139,7 @@ def fulfil(
     return stock.under_lock(product_id, check, write)
 
 
+@counted_stock_operation("release")
 def release(*, reservation_id: int) -> Reservation:
     """End a reservation without moving stock: its units are available again."""
     product_id = _product_of(reservation_id)

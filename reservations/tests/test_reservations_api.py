@@ -619,3 +619,24 @@ def test_the_worker_tidies_lapsed_holds_every_10_seconds():
 
     assert Reservation.objects.filter(state="expired").count() == 1
     assert Product.objects.get(pk=product.pk).reserved_quantity == 1
+
+
+def test_reservation_operations_are_counted_by_kind_and_outcome(staff):
+    from products.tests.test_metrics import scrape, stock_operations
+
+    product = make_product(stock_quantity=5)
+    before = scrape()
+    held = post_reserve(staff, product, quantity=5).json()["id"]
+    post_reserve(staff, product, quantity=1)
+    staff.post(f"/api/reservations/{held}/fulfil/")
+    staff.post(f"/api/reservations/{held}/release/")
+
+    after = scrape()
+    for kind, outcome in [
+        ("reserve", "ok"),
+        ("reserve", "insufficient_available"),
+        ("fulfil", "ok"),
+        ("release", "reservation_not_active"),
+    ]:
+        moved = stock_operations(after, kind, outcome) - stock_operations(before, kind, outcome)
+        assert moved == 1, (kind, outcome)
