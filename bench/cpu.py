@@ -30,12 +30,22 @@ ROOT = Path(__file__).resolve().parent.parent
 DATABASE = os.environ.get("BENCH_CPU_DATABASE", "inventory_bench_cpu")
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
 WARMUP = 30
-OURS_KINDS = ["get", "list", "below", "increment", "decrement", "decrement_key", "bulk10"]
+OURS_KINDS = [
+    "get",
+    "list",
+    "below",
+    "increment",
+    "decrement",
+    "decrement_key",
+    "bulk10",
+    "reserve",
+    "fulfil",
+]
 # Also `token`, the token view: its cost is the password hash (PBKDF2, hundreds of
 # thousands of SHA-256 rounds), which valgrind slows so far that it is not a default;
 # and `metrics`, a scrape of /metrics (run with PROMETHEUS_MULTIPROC_DIR=<empty dir> to
 # measure it as gunicorn serves it).
-FLOOR_KINDS = ["get", "list", "decrement"]
+FLOOR_KINDS = ["get", "list", "decrement", "reserve", "fulfil"]
 PRODUCTS = 200
 
 SHIM = r"""
@@ -170,7 +180,9 @@ def child(args) -> None:
         token = ""
     cpu = {}
     for kind in args.kinds.split(","):
-        requests = [request(kind, i, token) for i in range(WARMUP + args.requests)]
+        count = WARMUP + args.requests
+        held = reservations(args.child, count) if kind == "fulfil" else []
+        requests = [request(kind, i, token, held) for i in range(count)]
         for environ in requests[:WARMUP]:
             call(application, environ)
         shim.cg_start()
@@ -184,8 +196,25 @@ def child(args) -> None:
     print(json.dumps(cpu))
 
 
-def request(kind: str, i: int, token: str) -> dict:
-    """The WSGI environ of the i-th request of a kind."""
+def reservations(app: str, count: int) -> list[int]:
+    """`count` active reservations of one unit, one per product in turn, for the
+    fulfilments to ship: made by the app's own code, before anything is measured."""
+    made = []
+    for i in range(count):
+        product = 1 + i % PRODUCTS
+        if app == "ours":
+            from reservations import services
+
+            made.append(services.reserve(product_id=product, quantity=1, expires_in=3600).pk)
+        else:
+            from floor_app import connection, reserve
+
+            made.append(reserve(connection(), product, 1, 3600)[1]["id"])
+    return made
+
+
+def request(kind: str, i: int, token: str, held: list[int] = ()) -> dict:
+    """The WSGI environ of the i-th request of a kind (`held`: reservations to fulfil)."""
     product = 1 + i % PRODUCTS
     method, path, body, headers = "GET", f"/api/products/{product}/", None, {}
     if kind == "list":
@@ -197,6 +226,11 @@ def request(kind: str, i: int, token: str) -> dict:
         path = f"/api/products/{product}/{'increment' if kind == 'increment' else 'decrement'}/"
         if kind == "decrement_key":
             headers["HTTP_IDEMPOTENCY_KEY"] = str(uuid.uuid4())
+    elif kind == "reserve":
+        method, path = "POST", f"/api/products/{product}/reservations/"
+        body = {"quantity": 1, "expires_in": 3600, "reference": f"SO-{i}"}
+    elif kind == "fulfil":
+        method, path, body = "POST", f"/api/reservations/{held[i]}/fulfil/", {}
     elif kind == "bulk10":
         method, path = "POST", "/api/stock-adjustments/"
         lines = [{"product": 1 + (i * 10 + n) % PRODUCTS, "delta": 1} for n in range(10)]

@@ -3,8 +3,11 @@
 No framework, no authentication, no validation beyond the bare minimum: psycopg2,
 one connection per thread, and the very SQL the API issues (a decrement is BEGIN,
 SELECT ... FOR UPDATE, INSERT the movement, INSERT its event, UPDATE, COMMIT; a read is
-one SELECT; the first list page is the capped count and the page). `bench/suite.py` serves it with
-the same gunicorn settings as `make serve`:
+one SELECT; the first list page is the capped count and the page; a reservation is
+BEGIN, SELECT ... FOR UPDATE, INSERT the reservation, UPDATE the product, COMMIT; its
+fulfilment reads the reservation's product, then BEGIN, locks the product and the
+reservation, INSERTs the movement and its event, UPDATEs both, COMMIT). `bench/suite.py`
+serves it with the same gunicorn settings as `make serve`:
 
     DATABASE_URL=postgres://... gunicorn -c gunicorn.conf.py bench.floor_app:application
 """
@@ -14,7 +17,7 @@ import os
 import re
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 
@@ -29,6 +32,8 @@ COLUMNS = (
     "price",
     "stock_quantity",
     "low_stock_threshold",
+    "reserved_quantity",
+    "reservations_expire_at",
     "version",
     "event_sequence",
     "created_at",
@@ -57,7 +62,54 @@ COUNT = (
     'ORDER BY "products_product"."id" ASC LIMIT 10001) subquery'
 )
 PAGE = f'SELECT {SELECT} FROM "products_product" ORDER BY "products_product"."id" ASC LIMIT %s'
-PRODUCT_PATH = re.compile(r"^/api/products/([0-9]{1,18})/(decrement/)?$")
+PRODUCT_PATH = re.compile(r"^/api/products/([0-9]{1,18})/(decrement/|reservations/)?$")
+FULFIL_PATH = re.compile(r"^/api/reservations/([0-9]{1,18})/fulfil/$")
+RESERVATION_COLUMNS = (
+    "id",
+    "product_id",
+    "quantity",
+    "fulfilled_quantity",
+    "state",
+    "reference",
+    "expires_at",
+    "created_by_id",
+    "created_at",
+    "ended_at",
+    "movement_id",
+)
+INSERT_RESERVATION = (
+    'INSERT INTO "reservations_reservation" ("product_id", "quantity", "fulfilled_quantity", '
+    '"state", "reference", "expires_at", "created_by_id", "created_at", "ended_at", '
+    '"movement_id") VALUES (%s, %s, NULL, %s, %s, %s, %s, %s, NULL, NULL) '
+    'RETURNING "reservations_reservation"."id"'
+)
+UPDATE_RESERVED = (
+    'UPDATE "products_product" SET "reserved_quantity" = %s, "reservations_expire_at" = %s, '
+    '"version" = %s, "updated_at" = %s, "event_sequence" = %s '
+    'WHERE "products_product"."id" = %s'
+)
+UPDATE_FULFILLED = (
+    'UPDATE "products_product" SET "stock_quantity" = %s, "reserved_quantity" = %s, '
+    '"reservations_expire_at" = %s, "version" = %s, "updated_at" = %s, "event_sequence" = %s '
+    'WHERE "products_product"."id" = %s'
+)
+PRODUCT_OF_RESERVATION = (
+    'SELECT "reservations_reservation"."product_id" FROM "reservations_reservation" '
+    'WHERE "reservations_reservation"."id" = %s LIMIT 21'
+)
+RESERVATION_SELECT = ", ".join(
+    f'"reservations_reservation"."{column}"' for column in RESERVATION_COLUMNS
+)
+LOCK_RESERVATION = (
+    f'SELECT {RESERVATION_SELECT}, "auth_user"."username" FROM "reservations_reservation" '
+    'LEFT OUTER JOIN "auth_user" ON ("reservations_reservation"."created_by_id" = '
+    '"auth_user"."id") WHERE "reservations_reservation"."id" = %s LIMIT 21 '
+    'FOR UPDATE OF "reservations_reservation"'
+)
+END_RESERVATION = (
+    'UPDATE "reservations_reservation" SET "state" = %s, "ended_at" = %s, '
+    '"fulfilled_quantity" = %s, "movement_id" = %s WHERE "reservations_reservation"."id" = %s'
+)
 
 _local = threading.local()
 
@@ -74,10 +126,22 @@ def as_json(row) -> dict:
     product = dict(zip(COLUMNS, row, strict=True)) if isinstance(row, tuple) else dict(row)
     product["price"] = str(product["price"])
     product["is_below_requirement"] = product["stock_quantity"] <= product["low_stock_threshold"]
+    product["available_quantity"] = max(product["stock_quantity"] - product["reserved_quantity"], 0)
+    product["is_over_reserved"] = product["reserved_quantity"] > product["stock_quantity"]
     for field in ("created_at", "updated_at"):
         product[field] = product[field].isoformat().replace("+00:00", "Z")
     del product["version"], product["sku_key"], product["event_sequence"]
+    del product["reservations_expire_at"]
     return product
+
+
+def reservation_json(values: dict, username=None) -> dict:
+    shown = {column.removesuffix("_id"): value for column, value in values.items()}
+    shown["id"], shown["created_by"] = values["id"], username
+    for field in ("expires_at", "created_at", "ended_at"):
+        if shown[field] is not None:
+            shown[field] = shown[field].isoformat().replace("+00:00", "Z")
+    return shown
 
 
 def decrement(conn, product_id: int, quantity: int):
@@ -93,6 +157,9 @@ def decrement(conn, product_id: int, quantity: int):
         if before < quantity:
             cursor.execute("ROLLBACK")
             return 409, {"code": "insufficient_stock", "available": before}
+        if before - product["reserved_quantity"] < quantity:
+            cursor.execute("ROLLBACK")
+            return 409, {"code": "insufficient_available"}
         now = datetime.now(UTC)
         movement = (
             product_id,
@@ -140,6 +207,129 @@ def decrement(conn, product_id: int, quantity: int):
     return 200, shown
 
 
+def reserve(conn, product_id: int, quantity: int, expires_in: int, reference: str = ""):
+    with conn.cursor() as cursor:
+        cursor.execute("BEGIN")
+        cursor.execute(LOCK, (product_id,))
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute("ROLLBACK")
+            return 404, {"code": "not_found"}
+        product = dict(zip(COLUMNS, row, strict=True))
+        available = max(product["stock_quantity"] - product["reserved_quantity"], 0)
+        if available < quantity:
+            cursor.execute("ROLLBACK")
+            return 409, {"code": "insufficient_available", "available": available}
+        now = datetime.now(UTC)
+        values = {
+            "product_id": product_id,
+            "quantity": quantity,
+            "fulfilled_quantity": None,
+            "state": "active",
+            "reference": reference,
+            "expires_at": now + timedelta(seconds=expires_in),
+            "created_by_id": None,
+            "created_at": now,
+            "ended_at": None,
+            "movement_id": None,
+        }
+        cursor.execute(
+            INSERT_RESERVATION,
+            (product_id, quantity, "active", reference, values["expires_at"], None, now),
+        )
+        (values["id"],) = cursor.fetchone()
+        due = product["reservations_expire_at"]
+        due = values["expires_at"] if due is None else min(due, values["expires_at"])
+        product["version"] += 1
+        reserved = product["reserved_quantity"] + quantity
+        cursor.execute(
+            UPDATE_RESERVED,
+            (reserved, due, product["version"], now, product["event_sequence"], product_id),
+        )
+        cursor.execute("COMMIT")
+    return 201, reservation_json(values)
+
+
+def fulfil(conn, reservation_id: int):
+    with conn.cursor() as cursor:
+        cursor.execute(PRODUCT_OF_RESERVATION, (reservation_id,))
+        found = cursor.fetchone()
+        if found is None:
+            return 404, {"code": "not_found"}
+        cursor.execute("BEGIN")
+        cursor.execute(LOCK, found)
+        product = dict(zip(COLUMNS, cursor.fetchone(), strict=True))
+        cursor.execute(LOCK_RESERVATION, (reservation_id,))
+        *row, username = cursor.fetchone()
+        reservation = dict(zip(RESERVATION_COLUMNS, row, strict=True))
+        quantity, before = reservation["quantity"], product["stock_quantity"]
+        if reservation["state"] != "active" or before < quantity:
+            cursor.execute("ROLLBACK")
+            return 409, {"code": "reservation_not_active", "state": reservation["state"]}
+        now = datetime.now(UTC)
+        reference = f"reservation:{reservation_id}"
+        movement = (
+            product["id"],
+            product["sku"],
+            product["sku_key"],
+            product["name"],
+            "decrement",
+            "shipped",
+            reservation["reference"],
+            reference,
+            -quantity,
+            before,
+            before - quantity,
+            None,
+            "api",
+            now,
+        )
+        cursor.execute(INSERT, movement)
+        (movement_id,) = cursor.fetchone()
+        reserved = product["reserved_quantity"] - quantity
+        product.update(
+            stock_quantity=before - quantity,
+            reserved_quantity=reserved,
+            reservations_expire_at=product["reservations_expire_at"] if reserved else None,
+            version=product["version"] + 1,
+            event_sequence=product["event_sequence"] + 1,
+            updated_at=now,
+        )
+        event = {
+            "product": as_json(dict(product)),
+            "movement": movement_json(movement_id, movement),
+        }
+        cursor.execute(
+            INSERT_EVENT,
+            (
+                str(uuid.uuid4()),
+                "stock.changed",
+                product["id"],
+                product["event_sequence"],
+                now,
+                json.dumps(event),
+            ),
+        )
+        cursor.fetchone()
+        cursor.execute(
+            UPDATE_FULFILLED,
+            (
+                product["stock_quantity"],
+                reserved,
+                product["reservations_expire_at"],
+                product["version"],
+                now,
+                product["event_sequence"],
+                product["id"],
+            ),
+        )
+        cursor.execute(END_RESERVATION, ("fulfilled", now, quantity, movement_id, reservation_id))
+        cursor.execute("COMMIT")
+    reservation.update(state="fulfilled", ended_at=now, fulfilled_quantity=quantity)
+    reservation["movement_id"] = movement_id
+    return 200, reservation_json(reservation, username)
+
+
 def movement_json(movement_id: int, values: tuple) -> dict:
     fields = ("product", "sku", "sku_key", "product_name", "kind", "reason", "note")
     fields += ("reference", "delta", "quantity_before", "quantity_after", "user", "source")
@@ -176,8 +366,21 @@ def application(environ, start_response):
     path, method = environ["PATH_INFO"], environ["REQUEST_METHOD"]
     conn = connection()
     match = PRODUCT_PATH.match(path)
+    fulfilment = FULFIL_PATH.match(path)
     if path == "/api/products/" and method == "GET":
         status, body = first_page(conn)
+    elif match and match[2] == "reservations/" and method == "POST":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length))
+        status, body = reserve(
+            conn,
+            int(match[1]),
+            request["quantity"],
+            request.get("expires_in", 900),
+            request.get("reference", ""),
+        )
+    elif fulfilment and method == "POST":
+        status, body = fulfil(conn, int(fulfilment[1]))
     elif match and match[2] and method == "POST":
         length = int(environ.get("CONTENT_LENGTH") or 0)
         quantity = json.loads(environ["wsgi.input"].read(length))["quantity"]
@@ -187,7 +390,7 @@ def application(environ, start_response):
     else:
         status, body = 404, {"code": "not_found"}
     payload = json.dumps(body).encode()
-    reason = {200: "OK", 404: "Not Found", 409: "Conflict"}[status]
+    reason = {200: "OK", 201: "Created", 404: "Not Found", 409: "Conflict"}[status]
     start_response(
         f"{status} {reason}",
         [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],

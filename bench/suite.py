@@ -4,15 +4,19 @@ the floor of the stack and PostgreSQL's own ceiling, on this machine.
     .venv/bin/python bench/suite.py [--seconds 20] [--clients 32] [--soak SECONDS]
 
 For each scenario (hot: every client decrements one product; spread: random products
-among 1,000; read: GET /api/products/{id}/; list: the first list page) it loads three
-targets in turn with the same number of clients for the same time:
+among 1,000; read: GET /api/products/{id}/; list: the first list page; reserve: each
+client reserves a unit of a random product, then fulfils a reservation its thread made,
+in turn) it loads three targets in turn with the same number of clients for the same
+time:
   - ours: gunicorn with gunicorn.conf.py, exactly as `make serve` runs it;
   - floor: bench/floor_app.py (no framework, psycopg2, one connection per thread),
     under the same gunicorn settings, issuing the same SQL;
   - pgbench: the same SQL transaction driven by pgbench (-M prepared).
 The load generator is wrk with bench/wrk.lua. After each HTTP run of a decrement
 scenario it checks that stock fell by exactly the number of 200s and that there is
-one movement per 200; at the end, `manage.py verify_ledger` must pass. It prints one
+one movement per 200 (after a reserve run: that stock fell by exactly the units of the
+fulfilled reservations, one movement each); at the end, `manage.py verify_ledger` must
+pass (which also checks each product's reserved quantity against its active holds). It prints one
 table, writes the figures to bench/results/ and the chart to bench/results.png.
 
 `--soak SECONDS` instead runs only the spread scenario against ours for that long and
@@ -45,7 +49,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-DATABASE = "inventory_bench_suite"
+# BENCH_SUITE_DATABASE: another name, so that two checkouts on one server can run at once.
+DATABASE = os.environ.get("BENCH_SUITE_DATABASE", "inventory_bench_suite")
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
 PSQL = [
     "psql",
@@ -62,7 +67,7 @@ PSQL = [
 SPREAD_PRODUCTS = 1000
 HOT_ID = SPREAD_PRODUCTS + 1
 INITIAL_STOCK = 1_000_000_000
-SCENARIOS = ("hot", "spread", "read", "list")
+SCENARIOS = ("hot", "spread", "read", "list", "reserve")
 DECREMENTS = ("hot", "spread")
 TARGETS = {"hot": 0.5, "spread": 0.35, "read": 0.35, "list": 0.35}  # ours / floor (issue 14)
 # The service this API replaces (FastAPI), its best configuration, measured from the
@@ -78,6 +83,7 @@ COLUMNS = (
     '"products_product"."name", '
     '"products_product"."description", "products_product"."price", '
     '"products_product"."stock_quantity", "products_product"."low_stock_threshold", '
+    '"products_product"."reserved_quantity", "products_product"."reservations_expire_at", '
     '"products_product"."version", "products_product"."event_sequence", '
     '"products_product"."created_at", '
     '"products_product"."updated_at"'
@@ -114,6 +120,57 @@ UPDATE "products_product" SET "stock_quantity" = :p_stock_quantity::bigint - 1,
   WHERE "products_product"."id" = :id;
 COMMIT;
 """
+# A reservation, then its fulfilment, as the API issues them (the reservation's product
+# read first, then the product's lock, then the reservation's).
+PGBENCH_RESERVE = f"""
+\\set id random(1, {SPREAD_PRODUCTS})
+BEGIN;
+SELECT {COLUMNS} FROM "products_product" WHERE "products_product"."id" = :id
+  LIMIT 21 FOR UPDATE \\gset p_
+INSERT INTO "reservations_reservation" ("product_id", "quantity", "fulfilled_quantity",
+  "state", "reference", "expires_at", "created_by_id", "created_at", "ended_at",
+  "movement_id")
+  VALUES (:id, 1, NULL, 'active', '', now() + interval '1 hour', NULL, now(), NULL, NULL)
+  RETURNING "reservations_reservation"."id" AS reservation_id \\gset
+UPDATE "products_product" SET "reserved_quantity" = :p_reserved_quantity::bigint + 1,
+  "reservations_expire_at" = LEAST("reservations_expire_at", now() + interval '1 hour'),
+  "version" = :p_version::bigint + 1, "updated_at" = now(),
+  "event_sequence" = :p_event_sequence::bigint WHERE "products_product"."id" = :id;
+COMMIT;
+SELECT "reservations_reservation"."product_id" FROM "reservations_reservation"
+  WHERE "reservations_reservation"."id" = :reservation_id LIMIT 21;
+BEGIN;
+SELECT {COLUMNS} FROM "products_product" WHERE "products_product"."id" = :id
+  LIMIT 21 FOR UPDATE \\gset p_
+SELECT "reservations_reservation"."id", "auth_user"."username" FROM "reservations_reservation"
+  LEFT OUTER JOIN "auth_user" ON ("reservations_reservation"."created_by_id" = "auth_user"."id")
+  WHERE "reservations_reservation"."id" = :reservation_id LIMIT 21
+  FOR UPDATE OF "reservations_reservation";
+INSERT INTO "products_stockmovement" ("product_id", "sku", "sku_key", "product_name", "kind",
+  "reason", "note", "reference", "delta", "quantity_before", "quantity_after", "user_id",
+  "source", "created_at")
+  VALUES (:id, :p_sku, :p_sku_key, :p_name, 'decrement', 'shipped', '',
+  'reservation:' || :reservation_id, -1, :p_stock_quantity::bigint,
+  :p_stock_quantity::bigint - 1, NULL, 'api', now())
+  RETURNING "products_stockmovement"."id" AS movement_id \\gset
+INSERT INTO "events_event" ("uid", "type", "product_id", "sequence", "occurred_at", "data",
+  "position")
+  VALUES (gen_random_uuid(), 'stock.changed', :id, :p_event_sequence::bigint + 1, now(),
+  jsonb_build_object('product', jsonb_build_object('id', :id::bigint, 'sku', :p_sku::text,
+  'stock_quantity', :p_stock_quantity::bigint - 1),
+  'movement', jsonb_build_object('id', :movement_id::bigint, 'delta', -1)), NULL)
+  RETURNING "events_event"."id";
+UPDATE "products_product" SET "stock_quantity" = :p_stock_quantity::bigint - 1,
+  "reserved_quantity" = :p_reserved_quantity::bigint - 1,
+  "reservations_expire_at" = CASE WHEN :p_reserved_quantity::bigint = 1 THEN NULL
+    ELSE "reservations_expire_at" END,
+  "version" = :p_version::bigint + 1, "updated_at" = now(),
+  "event_sequence" = :p_event_sequence::bigint + 1 WHERE "products_product"."id" = :id;
+UPDATE "reservations_reservation" SET "state" = 'fulfilled', "ended_at" = now(),
+  "fulfilled_quantity" = 1, "movement_id" = :movement_id
+  WHERE "reservations_reservation"."id" = :reservation_id;
+COMMIT;
+"""
 PGBENCH_SCRIPTS = {
     "hot": f"\\set id {HOT_ID}\n" + PGBENCH_DECREMENT,
     "spread": f"\\set id random(1, {SPREAD_PRODUCTS})\n" + PGBENCH_DECREMENT,
@@ -122,6 +179,7 @@ PGBENCH_SCRIPTS = {
     "list": 'SELECT COUNT(*) FROM (SELECT "products_product"."id" AS "col1" FROM '
     '"products_product" ORDER BY "products_product"."id" ASC LIMIT 10001) subquery;\n'
     f'SELECT {COLUMNS} FROM "products_product" ORDER BY "products_product"."id" ASC LIMIT 50;\n',
+    "reserve": PGBENCH_RESERVE,
 }
 
 
@@ -215,17 +273,18 @@ def prepare_database() -> str:
     manage("migrate", "--noinput", "-v0")
     psql(
         f"""
-        TRUNCATE products_stockmovement, products_idempotencykey, products_product,
+        TRUNCATE reservations_reservation, products_stockmovement, products_idempotencykey,
+            products_product,
             events_event, events_deliveryattempt, events_delivery, events_webhookendpoint,
             procrastinate_jobs RESTART IDENTITY CASCADE;
         -- Seeded straight in SQL, fast, without the events the services would write
         -- (event_sequence 0): the runs' own changes are announced as usual.
         INSERT INTO products_product (sku, sku_key, name, description, price,
-            stock_quantity, low_stock_threshold, version, event_sequence, created_at,
-            updated_at)
+            stock_quantity, low_stock_threshold, reserved_quantity, version, event_sequence,
+            created_at, updated_at)
         SELECT 'BENCH-' || lpad(i::text, 5, '0'), 'bench-' || lpad(i::text, 5, '0'),
             'Bench product ' || i,
-            'Seeded by bench/suite.py', 9.99, {INITIAL_STOCK}, 10, 1, 0, now(), now()
+            'Seeded by bench/suite.py', 9.99, {INITIAL_STOCK}, 10, 0, 1, 0, now(), now()
         FROM generate_series(1, {HOT_ID}) AS i;
         INSERT INTO products_stockmovement (product_id, sku, sku_key, product_name, kind,
             reason, note, reference, delta, quantity_before, quantity_after, user_id, source,
@@ -342,14 +401,36 @@ class Server:
 # Runs
 
 
-def stock_snapshot(scenario: str) -> tuple[int, int]:
-    """(total stock of the scenario's products, number of movements)."""
+def stock_snapshot(scenario: str) -> tuple[int, ...]:
+    """(total stock of the scenario's products, number of movements); for reserve, also
+    the units of the fulfilled reservations and how many there are."""
     where = f"id = {HOT_ID}" if scenario == "hot" else f"id <= {SPREAD_PRODUCTS}"
-    stock, movements = psql(
-        f"SELECT (SELECT sum(stock_quantity) FROM products_product WHERE {where}), "
-        "(SELECT count(*) FROM products_stockmovement)"
-    ).split("|")
-    return int(stock), int(movements)
+    fulfilled = (
+        ", (SELECT coalesce(sum(fulfilled_quantity), 0) FROM reservations_reservation "
+        "WHERE state = 'fulfilled'), (SELECT count(*) FROM reservations_reservation "
+        "WHERE state = 'fulfilled')"
+        if scenario == "reserve"
+        else ""
+    )
+    return tuple(
+        int(value)
+        for value in psql(
+            f"SELECT (SELECT sum(stock_quantity) FROM products_product WHERE {where}), "
+            f"(SELECT count(*) FROM products_stockmovement){fulfilled}"
+        ).split("|")
+    )
+
+
+def fulfilment_check(before: tuple, after: tuple, ok: int) -> str:
+    """After a reserve run: stock fell by exactly the units the fulfilled reservations
+    shipped, with one movement each, and there were no fewer 2xx than fulfilments."""
+    sold, recorded = before[0] - after[0], after[1] - before[1]
+    shipped, fulfilled = after[2] - before[2], after[3] - before[3]
+    if sold == shipped and recorded == fulfilled and fulfilled <= ok:
+        return "ok"
+    return (
+        f"FAIL: stock fell {sold}, {shipped} shipped, {recorded} movements, {fulfilled} fulfilled"
+    )
 
 
 def wrk(url: str, scenario: str, token: str, seconds: int, clients: int) -> dict:
@@ -396,7 +477,7 @@ def decrement_check(before: tuple, after: tuple, ok: int, clients: int) -> str:
 def settle(scenario: str) -> tuple[int, int] | None:
     """The scenario's stock snapshot once the requests still in flight after a wrk run
     (the server finishes them after wrk has stopped counting) have completed."""
-    if scenario not in DECREMENTS:
+    if scenario not in (*DECREMENTS, "reserve"):
         return None
     snapshot = stock_snapshot(scenario)
     for _ in range(50):
@@ -424,9 +505,9 @@ def http_run(server: Server, scenario: str, token: str, seconds: int, clients: i
     run = wrk(server.url, scenario, token, seconds, clients)
     cpu = server.cpu_seconds() - cpu_before
     machine = machine_cpu_seconds() - machine_before
-    ok = run["statuses"].get("200", 0)
+    ok = run["statuses"].get("200", 0) + run["statuses"].get("201", 0)
     errors = run["socket_errors"] + sum(
-        n for status, n in run["statuses"].items() if status != "200"
+        n for status, n in run["statuses"].items() if status not in ("200", "201")
     )
     result = {
         "scenario": scenario,
@@ -442,7 +523,9 @@ def http_run(server: Server, scenario: str, token: str, seconds: int, clients: i
         "rss_before_kib": rss_before,
         "rss_after_kib": server.rss_kib(),
     }
-    if before is not None:
+    if before is not None and scenario == "reserve":
+        result["check"] = fulfilment_check(before, settle(scenario), ok)
+    elif before is not None:
         after = settle(scenario)
         result["check"] = decrement_check(before, after, ok, clients)
     else:

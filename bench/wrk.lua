@@ -1,5 +1,6 @@
 -- The load of one benchmark scenario for wrk, configured by environment variables:
---   BENCH_MODE     hot | spread | read | list
+--   BENCH_MODE     hot | spread | read | list | reserve (reserve a unit of a random
+--                  product, then fulfil a reservation this thread made, in turn)
 --   BENCH_TOKEN    the API token sent with every request
 --   BENCH_HOT_ID   the product every client decrements (hot)
 --   BENCH_FIRST_ID, BENCH_LAST_ID   the products picked at random (spread, read)
@@ -26,6 +27,8 @@ function init(args)
   statuses = {}
   headers = { ["Authorization"] = "Token " .. token, ["Content-Type"] = "application/json" }
   decrement_body = '{"quantity": 1}'
+  reserve_body = '{"quantity": 1, "expires_in": 3600}'
+  held = {}  -- reservations this thread made and has not fulfilled yet
 end
 
 function request()
@@ -34,6 +37,12 @@ function request()
   elseif mode == "spread" then
     local id = math.random(first_id, last_id)
     return wrk.format("POST", "/api/products/" .. id .. "/decrement/", headers, decrement_body)
+  elseif mode == "reserve" then
+    if #held > 0 then
+      return wrk.format("POST", "/api/reservations/" .. table.remove(held) .. "/fulfil/", headers, "{}")
+    end
+    local id = math.random(first_id, last_id)
+    return wrk.format("POST", "/api/products/" .. id .. "/reservations/", headers, reserve_body)
   elseif mode == "read" then
     return wrk.format("GET", "/api/products/" .. math.random(first_id, last_id) .. "/", headers)
   else
@@ -43,6 +52,9 @@ end
 
 function response(status, response_headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if mode == "reserve" and status == 201 then
+    table.insert(held, string.match(body, '"id":%s*(%d+)'))
+  end
 end
 
 function done(summary, latency, requests)

@@ -19,6 +19,7 @@ class EventType(models.TextChoices):
     STOCK_CHANGED = "stock.changed"  # one per ledger movement
     STOCK_LOW = "stock.low"  # entered stock_quantity <= low_stock_threshold
     STOCK_RECOVERED = "stock.recovered"  # left it
+    STOCK_FULLY_RESERVED = "stock.fully_reserved"  # a reservation took available_quantity to 0
 
 
 class Event(models.Model):

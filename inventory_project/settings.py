@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "import_export",
     "products",
     "events",
+    "reservations",
 ]
 
 MIDDLEWARE = [

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("products.urls")),
     path("api/", include("events.urls")),
+    path("api/", include("reservations.urls")),
     re_path(r"^api/", api_not_found, name=metrics.UNMATCHED),
 ]
 

@@ -101,6 +101,8 @@ class ProductAdmin(ProductCsvAdminMixin, SkuKeySearchMixin, admin.ModelAdmin):
         "sku",
         "name",
         "stock_quantity",
+        "reserved",
+        "available",
         "low_stock_threshold",
         "below_requirement",
         "price",
@@ -121,6 +123,52 @@ class ProductAdmin(ProductCsvAdminMixin, SkuKeySearchMixin, admin.ModelAdmin):
         if product.is_below_requirement:
             return format_html('<strong style="color: #ba2121">{}</strong>', "Reorder")
         return "—"
+
+    @admin.display(description="Reserved")
+    def reserved(self, product: Product) -> int:
+        return product.held_quantity
+
+    @admin.display(description="Available")
+    def available(self, product: Product) -> str:
+        if product.is_over_reserved:
+            return format_html('<strong style="color: #ba2121">{}</strong>', "0 (over-reserved)")
+        return str(product.available_quantity)
+
+    @admin.display(description="Active reservations")
+    def active_reservations(self, product: Product) -> str:
+        if product.pk is None:
+            return "—"
+        now = timezone.now()
+        holds = product.reservations.filter(state="active", expires_at__gt=now).order_by(
+            "expires_at", "id"
+        )[:RECENT_MOVEMENTS]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    r.pk,
+                    r.quantity,
+                    r.reference,
+                    timezone.localtime(r.expires_at).strftime("%Y-%m-%d %H:%M:%S"),
+                    r.created_by or "—",
+                )
+                for r in holds.select_related("created_by")
+            ),
+        )
+        url = (
+            reverse("admin:reservations_reservation_changelist")
+            + f"?product__id__exact={product.pk}&state=active"
+        )
+        return format_html(
+            "<p>{} held, {} available.</p><table><tr><th>Id</th><th>Quantity</th>"
+            "<th>Reference</th><th>Expires</th><th>By</th></tr>{}</table>"
+            '<p><a href="{}">All of its reservations (select some to release them)</a></p>',
+            product.held_quantity,
+            product.available_quantity,
+            rows or mark_safe('<tr><td colspan="5">No active reservations.</td></tr>'),
+            url,
+        )
 
     @admin.display(description=f"Last {RECENT_MOVEMENTS} stock movements")
     def recent_movements(self, product: Product) -> str:
@@ -168,10 +216,14 @@ class ProductAdmin(ProductCsvAdminMixin, SkuKeySearchMixin, admin.ModelAdmin):
         # history (chart and last movements) is shown to those who may read the ledger.
         fields = ["created_at", "updated_at"]
         if obj is not None:
-            fields.insert(0, "stock_quantity")
+            fields[:0] = ["stock_quantity", "active_reservations"]
             if request.user.has_perm(VIEW_MOVEMENTS):
                 fields += ["stock_chart", "recent_movements"]
         return fields
+
+    def get_queryset(self, request):
+        # Reserved and available as they are at this instant, as the API shows them.
+        return selectors.with_availability(super().get_queryset(request))
 
     def save_model(self, request, obj, form, change):
         """Save through the services, as the API does: the row is locked while it changes."""

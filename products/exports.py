@@ -32,6 +32,7 @@ from rest_framework.renderers import JSONRenderer
 
 from core.pagination import WalkingCursorPagination, check_page
 
+from . import selectors
 from .serializers import ProductSerializer, StockMovementSerializer
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -39,7 +40,16 @@ CHUNK_ROWS = 2000  # rows per database fetch, and per piece of the response
 
 # The API's fields, in its order (a product's computed `is_below_requirement` left out;
 # a movement's `user` is the username).
-PRODUCT_COLUMNS = [f for f in ProductSerializer.Meta.fields if f != "is_below_requirement"]
+PRODUCT_COLUMNS = [
+    f
+    for f in ProductSerializer.Meta.fields
+    if f not in {"is_below_requirement", "is_over_reserved"}
+]
+# Reserved and available as the API shows them: selectors.with_availability's figures.
+PRODUCT_FIELDS = [
+    {"reserved_quantity": "reserved_now", "available_quantity": "available_now"}.get(c, c)
+    for c in PRODUCT_COLUMNS
+]
 MOVEMENT_COLUMNS = list(StockMovementSerializer.Meta.fields)
 MOVEMENT_FIELDS = [
     {"product": "product_id", "user": "user__username"}.get(column, column)
@@ -87,7 +97,9 @@ def csv_lines(header: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
 
 
 def product_rows(queryset: QuerySet) -> Iterator[tuple]:
-    return rows_in_chunks(queryset, PRODUCT_COLUMNS)
+    if "reserved_now" not in queryset.query.annotations:
+        queryset = selectors.with_availability(queryset)
+    return rows_in_chunks(queryset, PRODUCT_FIELDS)
 
 
 def movement_rows(queryset: QuerySet) -> Iterator[tuple]:

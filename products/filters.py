@@ -63,6 +63,11 @@ class ProductFilter(django_filters.FilterSet):
     name = text_filter(200, min_length=3, lookup_expr="icontains", label="Name contains")
     stock_quantity__gte = IntegerFilter(field_name="stock_quantity", lookup_expr="gte")
     stock_quantity__lte = IntegerFilter(field_name="stock_quantity", lookup_expr="lte")
+    # On selectors.with_availability's figures: exact at the instant of the query.
+    reserved_quantity__gte = IntegerFilter(method="filter_availability", lookup_expr="gte")
+    reserved_quantity__lte = IntegerFilter(method="filter_availability", lookup_expr="lte")
+    available_quantity__gte = IntegerFilter(method="filter_availability", lookup_expr="gte")
+    available_quantity__lte = IntegerFilter(method="filter_availability", lookup_expr="lte")
     price__gte = MoneyFilter(field_name="price", lookup_expr="gte")
     price__lte = MoneyFilter(field_name="price", lookup_expr="lte")
     below_requirement = TrueFalseFilter(method="filter_below_requirement")
@@ -76,6 +81,12 @@ class ProductFilter(django_filters.FilterSet):
 
     def filter_sku(self, queryset, name, value):
         return queryset.filter(sku_key=normalize_sku(value))
+
+    def filter_availability(self, queryset, name, value):
+        field, lookup = name.split("__")
+        annotation = {"reserved_quantity": "reserved_now", "available_quantity": "available_now"}
+        queryset = selectors.with_availability(queryset)
+        return queryset.filter(**{f"{annotation[field]}__{lookup}": value})
 
     def filter_below_requirement(self, queryset, name, value):
         below = selectors.below_requirement(queryset)

@@ -59,6 +59,11 @@ class Product(models.Model):
     low_stock_threshold = models.BigIntegerField(
         default=0, validators=[MinValueValidator(0), MaxValueValidator(MAX_STOCK)]
     )
+    # Units held by active reservations (the reservations app), kept by the services
+    # under the product's row lock; `reservations_expire_at` is the earliest expiry among
+    # them (null: none), so that a write tidies lapsed holds only when one is due.
+    reserved_quantity = models.BigIntegerField(default=0, editable=False)
+    reservations_expire_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Bumped by every change: the ETag, for If-Match on PUT/PATCH.
     version = models.PositiveBigIntegerField(default=1, editable=False)
     # How many events this product has announced: the last one's `sequence`.
@@ -87,6 +92,9 @@ class Product(models.Model):
                 name="product_low_stock_threshold_gte_0",
             ),
             models.CheckConstraint(condition=Q(price__gte=0), name="product_price_gte_0"),
+            models.CheckConstraint(
+                condition=Q(reserved_quantity__gte=0), name="product_reserved_quantity_gte_0"
+            ),
         ]
         indexes = [
             # The low-stock list compares two columns, which no plain index serves; a
@@ -102,6 +110,12 @@ class Product(models.Model):
                 models.Index(fields=[field, "id"], name=f"product_{field}_order")
                 for field in ("sku", "name", "stock_quantity", "price", "updated_at")
             ),
+            # The products whose holds the expiry task has to tidy (few rows).
+            models.Index(
+                fields=["reservations_expire_at"],
+                condition=Q(reservations_expire_at__isnull=False),
+                name="product_reservations_expire",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -110,6 +124,23 @@ class Product(models.Model):
     @property
     def is_below_requirement(self) -> bool:
         return self.stock_quantity <= self.low_stock_threshold
+
+    @property
+    def held_quantity(self) -> int:
+        """Units held by reservations now: `reserved_now` where a read set it (selectors'
+        with_availability and settle_availability: lapsed holds left out), else the stored
+        counter (exact while no hold has lapsed, and under the row lock, which tidies)."""
+        return self.__dict__.get("reserved_now", self.reserved_quantity)
+
+    @property
+    def available_quantity(self) -> int:
+        """On hand minus held, never negative (a count may leave fewer than are held)."""
+        return max(self.stock_quantity - self.held_quantity, 0)
+
+    @property
+    def is_over_reserved(self) -> bool:
+        """Fewer units on hand than reservations hold: a count found them missing."""
+        return self.held_quantity > self.stock_quantity
 
 
 class StockMovement(models.Model):

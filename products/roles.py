@@ -14,6 +14,12 @@ ADJUST_STOCK = "products.adjust_stock"
 COUNT_STOCK = "products.count_stock"
 VIEW_MOVEMENTS = "products.view_stockmovement"
 VIEW_PRODUCTS = "products.view_product"
+VIEW_RESERVATIONS = "reservations.view_reservation"
+RESERVE_STOCK = "reservations.add_reservation"
+FULFIL_RESERVATIONS = "reservations.fulfil_reservation"
+RELEASE_RESERVATIONS = "reservations.release_reservation"
+# Warehouse staff pick and ship: they reserve, fulfil and release.
+RESERVATIONS = [VIEW_RESERVATIONS, RESERVE_STOCK, FULFIL_RESERVATIONS, RELEASE_RESERVATIONS]
 
 ROLES = {
     INVENTORY_ADMIN: [
@@ -33,8 +39,9 @@ ROLES = {
         "events.view_delivery",
         "events.change_delivery",
         "events.view_deliveryattempt",
+        *RESERVATIONS,
     ],
-    WAREHOUSE_STAFF: [VIEW_PRODUCTS, ADJUST_STOCK],
+    WAREHOUSE_STAFF: [VIEW_PRODUCTS, ADJUST_STOCK, *RESERVATIONS],
 }
 
 # `manage.py create_api_user NAME --role admin|staff`

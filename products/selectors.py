@@ -3,19 +3,26 @@
 from collections.abc import Iterable
 
 from django.db.models import (
+    BigIntegerField,
     Case,
     Count,
     ExpressionWrapper,
     F,
     FloatField,
     Func,
+    OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     TextField,
+    Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce, NullIf
+from django.db.models.functions import Cast, Coalesce, Greatest, NullIf
+from django.utils import timezone
+
+from reservations.models import Reservation
 
 from core.statements import RowByKey
 
@@ -35,6 +42,69 @@ def below_requirement(queryset: QuerySet[Product] | None = None) -> QuerySet[Pro
     """Products whose stock is at or below their low-stock threshold."""
     queryset = Product.objects.all() if queryset is None else queryset
     return queryset.filter(stock_quantity__lte=F("low_stock_threshold"))
+
+
+def with_availability(queryset: QuerySet[Product] | None = None) -> QuerySet[Product]:
+    """Products with `reserved_now` (the units their reservations hold at this instant)
+    and `available_now` (on hand minus that, never below 0): for filters, exports and
+    the admin. (The API's pages and single reads use settle_availability instead, which
+    leaves their SQL as it is.)
+
+    Exact without waiting for the expiry task: the stored counter while no hold has
+    lapsed (`reservations_expire_at` is never later than the earliest expiry), else the
+    sum of the holds still running, a subquery evaluated only for those rows.
+    """
+    queryset = Product.objects.all() if queryset is None else queryset
+    if "reserved_now" in queryset.query.annotations:
+        return queryset
+    now = timezone.now()
+    running = (
+        Reservation.objects.filter(
+            product=OuterRef("pk"), state=Reservation.State.ACTIVE, expires_at__gt=now
+        )
+        .order_by()
+        .values("product")
+        .annotate(total=Sum("quantity"))
+        .values("total")
+    )
+    reserved_now = Case(
+        When(
+            Q(reservations_expire_at__isnull=True) | Q(reservations_expire_at__gt=now),
+            then=F("reserved_quantity"),
+        ),
+        default=Coalesce(Subquery(running), Value(0)),
+        output_field=BigIntegerField(),
+    )
+    return queryset.annotate(reserved_now=reserved_now).annotate(
+        available_now=Greatest(F("stock_quantity") - F("reserved_now"), Value(0))
+    )
+
+
+def settle_availability(products: Iterable[Product]) -> None:
+    """Give the products whose earliest hold has lapsed (the expiry task not having
+    tidied it yet) their exact `reserved_now`, in one query for all of them; the others,
+    almost always all, keep their stored counter, which is exact, and cost nothing."""
+    now = timezone.now()
+    lapsed = {
+        product.pk: product
+        for product in products
+        if product.reservations_expire_at is not None
+        and product.reservations_expire_at <= now
+        and "reserved_now" not in product.__dict__
+    }
+    if not lapsed:
+        return
+    running = dict(
+        Reservation.objects.filter(
+            product_id__in=lapsed, state=Reservation.State.ACTIVE, expires_at__gt=now
+        )
+        .order_by()
+        .values("product_id")
+        .annotate(total=Sum("quantity"))
+        .values_list("product_id", "total")
+    )
+    for pk, product in lapsed.items():
+        product.reserved_now = running.get(pk, 0)
 
 
 def with_sku(sku: str) -> QuerySet[Product]:

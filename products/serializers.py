@@ -169,6 +169,21 @@ class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
     is_below_requirement = serializers.BooleanField(
         read_only=True, help_text="stock_quantity <= low_stock_threshold"
     )
+    reserved_quantity = serializers.IntegerField(
+        source="held_quantity",
+        read_only=True,
+        help_text="Units held by active reservations (lapsed ones left out).",
+    )
+    available_quantity = serializers.IntegerField(
+        read_only=True,
+        help_text="stock_quantity − reserved_quantity, never below 0: what a decrement "
+        "or a new reservation may take.",
+    )
+    is_over_reserved = serializers.BooleanField(
+        read_only=True,
+        help_text="reserved_quantity > stock_quantity: a count found fewer units than "
+        "reservations hold.",
+    )
 
     class Meta:
         model = Product
@@ -181,6 +196,9 @@ class ProductSerializer(StrictSerializer, serializers.ModelSerializer):
             "stock_quantity",
             "low_stock_threshold",
             "is_below_requirement",
+            "reserved_quantity",
+            "available_quantity",
+            "is_over_reserved",
             "created_at",
             "updated_at",
         ]

@@ -11,10 +11,12 @@ these rules up.
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -24,6 +26,7 @@ from core.metrics import counted_stock_operation
 from core.statements import Insert, RowByKey, Update
 from events import services as events
 from events.models import EventType
+from reservations import holds
 
 from . import selectors
 from .models import MAX_STOCK, Product, StockMovement
@@ -89,6 +92,22 @@ class InsufficientStock(InventoryError):
             f"Insufficient stock: {requested} requested but only {available} available.",
             available=available,
             requested=requested,
+        )
+
+
+class InsufficientAvailable(InventoryError):
+    """Enough on hand, but some of it is held by reservations."""
+
+    code = "insufficient_available"
+    status = HTTPStatus.CONFLICT
+
+    def __init__(self, *, available: int, requested: int, reserved: int) -> None:
+        super().__init__(
+            f"Insufficient available stock: {requested} requested but only {available} "
+            f"available ({reserved} reserved).",
+            available=available,
+            requested=requested,
+            reserved=reserved,
         )
 
 
@@ -166,7 +185,10 @@ class LinesRefused(InventoryError):
 
     def __init__(self, code: str, lines: list[dict]) -> None:
         self.code = code
-        what = "below zero" if code == InsufficientStock.code else f"past {MAX_STOCK}"
+        what = {
+            InsufficientStock.code: "below zero",
+            InsufficientAvailable.code: "into units held by reservations",
+        }.get(code, f"past {MAX_STOCK}")
         super().__init__(
             f"{len(lines)} line(s) would take stock {what}; nothing changed.", lines=lines
         )
@@ -250,6 +272,7 @@ def update_product(
     try:
         with transaction.atomic():
             product = _lock(product_id)
+            _expire_due(product)
             _check_version(product, expected_versions)
             changed = {
                 field for field, value in changes.items() if getattr(product, field) != value
@@ -403,14 +426,20 @@ def adjust_stock_bulk(
         if missing:
             raise UnknownProducts(missing)
 
+        now = timezone.now()
+        for product in locked:
+            _expire_due(product, now)
         quantities = {product.pk: product.stock_quantity for product in locked}
-        plan, below_zero, too_high = [], [], []
+        plan, below_zero, unavailable, too_high = [], [], [], []
         for index, (line, product) in enumerate(zip(lines, products, strict=True)):
             before = quantities[product.pk]
             after = before + line.delta
             refused = {**_describe(index, line, product.pk), "available": before}
             if after < 0:
                 below_zero.append(refused)
+            elif line.delta < 0 and after < product.reserved_quantity:  # as a decrement
+                refused["available"] = max(before - product.reserved_quantity, 0)
+                unavailable.append(refused)
             elif after > MAX_STOCK:
                 too_high.append(refused)
             else:  # a refused line changes nothing for the lines after it
@@ -418,12 +447,13 @@ def adjust_stock_bulk(
                 plan.append((product, before, after))
         if below_zero:
             raise LinesRefused(InsufficientStock.code, below_zero)
+        if unavailable:
+            raise LinesRefused(InsufficientAvailable.code, unavailable)
         if too_high:
             raise LinesRefused(StockLimitExceeded.code, too_high)
 
         changed = {product.pk: product for product, _, _ in plan}.values()
         was_low = {product.pk: product.is_below_requirement for product in changed}
-        now = timezone.now()
         for product in changed:
             product.version += 1
             product.updated_at = now
@@ -456,6 +486,8 @@ def _change_stock(
         _check_version(product, versions)
         _check_expected(product, expected)
         new_quantity = product.stock_quantity + delta
+        if delta < 0 and product.reserved_quantity:
+            check_available(product, -delta)  # a plain decrement takes no held units
         if new_quantity < 0:
             raise InsufficientStock(available=product.stock_quantity, requested=-delta)
         if new_quantity > MAX_STOCK:
@@ -471,25 +503,46 @@ def _change_stock(
 def _under_lock(
     product_id: int, check: Callable[[Product], None], write: Callable[[Product], None]
 ) -> Product:
-    """Lock the product, `check` it (which raises a refusal), `write` if it passed.
+    """Lock the product, `check` it (which raises a refusal), `write` if it passed."""
+
+    def write_product(product: Product, _) -> Product:
+        write(product)
+        return product
+
+    return under_lock(product_id, check, write_product)
+
+
+Plan = TypeVar("Plan")
+Result = TypeVar("Result")
+
+
+def under_lock(
+    product_id: int,
+    check: Callable[[Product], Plan],
+    write: Callable[[Product, Plan], Result],
+) -> Result:
+    """Lock the product, end its lapsed reservations, `check` it (which returns a plan or
+    raises a refusal), and `write(product, plan)` if it passed; return what `write` does.
 
     Inside another transaction (an Idempotency-Key's) this joins it without a
-    savepoint: a refusal or a missing product is decided before anything is written
-    and raised after the block, so the caller's transaction stays usable to record
-    the answer. Only a database error propagates from inside (and breaks it).
+    savepoint: a refusal or a missing row is decided before anything is written (the
+    expiry of lapsed holds aside, which stands either way) and raised after the block,
+    so the caller's transaction stays usable to record the answer. Only a database
+    error propagates from inside (and breaks it). The reservations services use it too.
     """
     refusal = None
     with transaction.atomic(savepoint=False):
         try:
             product = _lock(product_id)
-            check(product)
-        except (Product.DoesNotExist, InventoryError) as exc:
+            _expire_due(product)
+            plan = check(product)
+        except (ObjectDoesNotExist, DomainError) as exc:
             refusal = exc
         else:
-            write(product)
+            result = write(product, plan)
     if refusal is not None:
         raise refusal
-    return product
+    return result
 
 
 # The stock path's statements, compiled once (core/statements.py).
@@ -501,6 +554,115 @@ _UPDATE_STOCK = Update(Product, ["stock_quantity", "version", "updated_at", "eve
 def _lock(product_id: int) -> Product:
     """Read a product and hold its row lock until the surrounding transaction ends."""
     return _LOCKED_PRODUCT.get(product_id)
+
+
+# Reservations: the reserved counter, under the product's row lock (reservations/services.py
+# holds the workflows and the reservation rows).
+
+
+def _expire_due(product: Product, now: datetime | None = None) -> int:
+    """End a locked product's holds whose time has come, and bring its reserved counter
+    and earliest expiry up to date; how many ended. Free (no query) unless one is due:
+    `reservations_expire_at` is never later than the earliest active hold's expiry."""
+    due = product.reservations_expire_at
+    if due is None:
+        return 0
+    now = now or timezone.now()
+    if due > now:
+        return 0
+    ended, reserved, earliest = holds.expire_due(product_id=product.pk, now=now)
+    product.reserved_quantity, product.reservations_expire_at = reserved, earliest
+    Product.objects.filter(pk=product.pk).update(
+        reserved_quantity=reserved, reservations_expire_at=earliest
+    )
+    return ended
+
+
+def expire_reservations(*, product_id: int, now: datetime | None = None) -> int:
+    """End a product's lapsed holds now (the periodic tidy-up); how many ended."""
+    with transaction.atomic():
+        return _expire_due(_lock(product_id), now)
+
+
+def check_available(product: Product, quantity: int) -> None:
+    """Refuse with InsufficientAvailable unless `quantity` units are free of holds."""
+    available = product.available_quantity
+    if quantity > available:
+        raise InsufficientAvailable(
+            available=available, requested=quantity, reserved=product.reserved_quantity
+        )
+
+
+def check_on_hand(product: Product, quantity: int) -> None:
+    """Refuse with InsufficientStock unless `quantity` units are on hand."""
+    if quantity > product.stock_quantity:
+        raise InsufficientStock(available=product.stock_quantity, requested=quantity)
+
+
+def hold_stock(product: Product, *, quantity: int, expires_at: datetime, reservation: dict) -> None:
+    """Add a hold of `quantity` units to a locked, checked product; a hold that leaves
+    nothing available announces `stock.fully_reserved` (with the `reservation`)."""
+    was_available = product.available_quantity
+    product.reserved_quantity += quantity
+    due = product.reservations_expire_at
+    product.reservations_expire_at = expires_at if due is None else min(due, expires_at)
+    _touch(product)
+    announcement = _Announcement()
+    if was_available and not product.available_quantity:
+        announcement.add(product, EventType.STOCK_FULLY_RESERVED, reservation=reservation)
+    _write_reservations(product, announcement)
+
+
+def release_hold(product: Product, *, quantity: int) -> None:
+    """End a locked product's hold of `quantity` units without moving stock."""
+    product.reserved_quantity -= quantity
+    _touch(product)
+    _write_reservations(product, _Announcement())
+
+
+def fulfil_hold(product: Product, *, held: int, quantity: int, audit: Audit) -> StockMovement:
+    """End a locked product's hold of `held` units and take `quantity` (≤ held, checked
+    on hand) from stock: one `decrement` movement with its events, in one UPDATE."""
+    before, was_low = product.stock_quantity, product.is_below_requirement
+    product.stock_quantity -= quantity
+    product.reserved_quantity -= held
+    _touch(product)
+    movement = _record(product, Kind.DECREMENT, before=before, audit=audit)
+    announcement = _Announcement()
+    announcement.stock_changed(product, movement, was_low=was_low)
+    announcement.write()
+    Product.objects.filter(pk=product.pk).update(
+        stock_quantity=product.stock_quantity,
+        reserved_quantity=product.reserved_quantity,
+        reservations_expire_at=product.reservations_expire_at,
+        version=product.version,
+        updated_at=product.updated_at,
+        event_sequence=product.event_sequence,
+    )
+    return movement
+
+
+def _touch(product: Product) -> None:
+    """A locked product whose holds changed: a new version (what it shows has changed).
+    Its earliest expiry stays a lower bound when a hold ends early (the next tidy-up
+    recomputes it); with no hold left it is cleared."""
+    if not product.reserved_quantity:
+        product.reservations_expire_at = None
+    product.version += 1
+    product.updated_at = timezone.now()
+
+
+def _write_reservations(product: Product, announcement: "_Announcement") -> None:
+    """Write a locked, touched product's reserved counter, with its events."""
+    if announcement.events:
+        announcement.write()
+    Product.objects.filter(pk=product.pk).update(
+        reserved_quantity=product.reserved_quantity,
+        reservations_expire_at=product.reservations_expire_at,
+        version=product.version,
+        updated_at=product.updated_at,
+        event_sequence=product.event_sequence,
+    )
 
 
 def _write_stock(product: Product, new_quantity: int, kind: str, audit: Audit) -> None:
@@ -530,11 +692,14 @@ class _Announcement:
         event_type: EventType,
         snapshot: dict | None = None,
         movement: dict | None = None,
+        reservation: dict | None = None,
     ) -> None:
         product.event_sequence += 1
         data = {"product": snapshot or represent_product(product)}
         if movement is not None:
             data["movement"] = movement
+        if reservation is not None:
+            data["reservation"] = reservation
         self.events.append(events.NewEvent(event_type, product.pk, product.event_sequence, data))
 
     def stock_changed(

@@ -178,6 +178,13 @@ class ProductViewSet(
             "movements": StockMovementSerializer,
         }.get(self.action, ProductSerializer)
 
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        if page is not None and queryset.model is Product:
+            # Reserved and available as they are at this instant (lapsed holds left out).
+            selectors.settle_availability(page)
+        return page
+
     def get_object(self):
         """The product in the URL, in one query. A detail URL takes no filter parameters
         (StrictQueryParamsMixin refuses them), so the list's filter backends are skipped."""
@@ -186,6 +193,7 @@ class ProductViewSet(
         except Product.DoesNotExist:
             raise NotFound() from None
         self.check_object_permissions(self.request, product)
+        selectors.settle_availability([product])  # lapsed holds left out
         return product
 
     def list(self, request, *args, **kwargs):

@@ -16,6 +16,9 @@ PRODUCT_FIELDS = {
     "stock_quantity",
     "low_stock_threshold",
     "is_below_requirement",
+    "reserved_quantity",
+    "available_quantity",
+    "is_over_reserved",
     "created_at",
     "updated_at",
 }

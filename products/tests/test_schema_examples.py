@@ -6,6 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from products.models import Product
+from reservations import services as reservation_services
 
 from .conftest import make_user, token_client
 
@@ -56,9 +57,15 @@ def test_every_request_example_succeeds_on_a_freshly_seeded_database(schema):
     for method, path, name, body in request_examples(schema):
         if any(path.startswith(prefix) for prefix in NOT_AS_IS):
             continue
-        # A product a user would pick from the list: for PUT, the one the example names.
+        # A product a user would pick from the list: for PUT, the one the example names;
+        # for a reservation's operations, a reservation of it just made.
         product = first if method == "put" else in_stock
-        url = path.replace("{id}", str(product.pk))
+        target = product.pk
+        if path.startswith("/api/reservations/"):
+            target = reservation_services.reserve(
+                product_id=product.pk, quantity=2, expires_in=900
+            ).pk
+        url = path.replace("{id}", str(target))
         response = getattr(client, method)(url, body, format="json")
         results.append((method, path, name, response.status_code, response.content[:300]))
 

@@ -1,0 +1,39 @@
+import django_filters
+from django.db.models import Q
+from django.utils import timezone
+
+from core.filters import IntegerFilter, UtcDateTimeFilter, text_filter
+
+from .models import Reservation
+
+State = Reservation.State
+
+
+class ReservationFilter(django_filters.FilterSet):
+    product = IntegerFilter(field_name="product_id", min_value=1)
+    state = django_filters.ChoiceFilter(
+        choices=State.choices,
+        method="filter_state",
+        label="State at this instant (an active hold past its expiry is expired)",
+    )
+    reference = text_filter(100, field_name="reference", label="Reference, exactly")
+    expires_before = UtcDateTimeFilter(
+        field_name="expires_at", lookup_expr="lt", label="Expires before (ISO 8601)"
+    )
+    expires_after = UtcDateTimeFilter(
+        field_name="expires_at", lookup_expr="gte", label="Expires at or after (ISO 8601)"
+    )
+
+    class Meta:
+        model = Reservation
+        fields = []
+
+    def filter_state(self, queryset, name, value):
+        now = timezone.now()
+        if value == State.ACTIVE:
+            return queryset.filter(state=State.ACTIVE, expires_at__gt=now)
+        if value == State.EXPIRED:
+            return queryset.filter(
+                Q(state=State.EXPIRED) | Q(state=State.ACTIVE, expires_at__lte=now)
+            )
+        return queryset.filter(state=value)
