@@ -22,9 +22,8 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Greatest, NullIf
 from django.utils import timezone
 
-from reservations.models import Reservation
-
 from core.statements import RowByKey
+from reservations.models import Reservation
 
 from .models import Product, StockMovement
 from .text import normalize_sku
