@@ -5,6 +5,20 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import metrics
 from core.errors import api_not_found
+from products.urls import InventoryRoot
+
+# /api/: every app's collections, by their list URLs' names.
+API_ROOT = InventoryRoot.as_view(
+    api_root_dict={
+        "products": "product-list",
+        "movements": "stockmovement-list",
+        "stock-adjustments": "stock-adjustment-list",
+        "reservations": "reservation-list",
+        "events": "event-list",
+        "webhook-endpoints": "webhookendpoint-list",
+        "webhook-deliveries": "delivery-list",
+    }
+)
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/api/", permanent=False)),
@@ -12,6 +26,7 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),  # log in to the browsable API
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/", API_ROOT, name="api-root"),
     path("api/", include("products.urls")),
     path("api/", include("events.urls")),
     path("api/", include("reservations.urls")),

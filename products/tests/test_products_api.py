@@ -389,3 +389,19 @@ def test_a_sku_with_invisible_characters_among_visible_ones_is_refused(api_clien
     assert response.status_code == 400
     assert "invisible" in response.json()["errors"]["sku"][0]
     assert not Product.objects.exists()
+
+
+def test_the_api_root_links_every_collection(api_client):
+    response = api_client.get("/api/")
+
+    assert response.status_code == 200
+    links = {name: url.removeprefix("http://testserver") for name, url in response.json().items()}
+    assert links == {
+        "products": "/api/products/",
+        "movements": "/api/movements/",
+        "stock-adjustments": "/api/stock-adjustments/",
+        "reservations": "/api/reservations/",
+        "events": "/api/events/",
+        "webhook-endpoints": "/api/webhook-endpoints/",
+        "webhook-deliveries": "/api/webhook-deliveries/",
+    }
