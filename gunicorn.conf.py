@@ -74,6 +74,8 @@ accesslog = None if _access_log.lower() in {"off", "none", "false", "0", ""} els
 errorlog = env.str("ERROR_LOG", default="-")
 loglevel = env.str("GUNICORN_LOG_LEVEL", default="info")
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)s'
+# Gunicorn's logger, building each access line from only the atoms the format names.
+logger_class = "core.logs.GunicornLogger"
 
 # LOG_FORMAT=json: gunicorn's own lines as JSON too (core/logs.py), each access line
 # with its request id, method, path, status and duration as fields.

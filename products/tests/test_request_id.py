@@ -148,3 +148,56 @@ def test_web_pages_of_allowed_origins_may_read_the_request_id(settings, api_clie
     response = api_client.get("/api/products/", HTTP_ORIGIN="https://scanner.example.com")
 
     assert "X-Request-ID" in response["Access-Control-Expose-Headers"]
+
+
+def _configured_access_format() -> str:
+    """gunicorn.conf.py's access_log_format (read, not run: the file sets up metrics)."""
+    from pathlib import Path
+
+    text = (Path(settings.BASE_DIR) / "gunicorn.conf.py").read_text()
+    return re.search(r"^access_log_format = '(.*)'$", text, re.MULTILINE)[1]
+
+
+ACCESS_FORMATS = [
+    _configured_access_format(),
+    '%(h)s %(u)s %(t)s "%(r)s" %(s)s %(b)s %(B)s %(m)s %(U)s %(q)s %(H)s %(T)s %(M)s %(L)s',
+    "%({X-Forwarded-For}i)s %({x-request-id}o)s %({content-type}O)s %({wsgi.url_scheme}e)s "
+    "%({missing}i)s %(p)s",
+]
+
+
+@pytest.mark.parametrize("access_log_format", ACCESS_FORMATS)
+def test_the_access_line_is_gunicorns_own(access_log_format):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn import glogging
+    from gunicorn.config import Config
+
+    from core.logs import GunicornLogger
+
+    config = Config()
+    config.set("access_log_format", access_log_format)
+    environ = {
+        "REQUEST_METHOD": "GET", "RAW_URI": "/api/products/?page=2", "PATH_INFO": "/api/products/",
+        "QUERY_STRING": "page=2", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "10.0.0.7",
+        "HTTP_USER_AGENT": 'curl/8 "quoted"', "HTTP_AUTHORIZATION": "Basic dXNlcjpwdw==",
+        "wsgi.url_scheme": "https",
+    }  # fmt: skip
+    request = SimpleNamespace(
+        headers=[("X-FORWARDED-FOR", "1.1.1.1"), ("X-FORWARDED-FOR", "2.2.2.2"), ("HOST", "h")]
+    )
+    response = SimpleNamespace(
+        status="200 OK", sent=1234,
+        headers=[("Content-Type", "application/json"), ("X-Request-ID", "abc123")],
+    )  # fmt: skip
+    took = timedelta(seconds=1, microseconds=2345)
+    lines, request_ids = [], []
+    for logger_class in (glogging.Logger, GunicornLogger):
+        logger = logger_class(config)
+        logger.now = lambda: "[06/Dec/2026:12:00:00 +0000]"
+        atoms = glogging.SafeAtoms(logger.atoms(response, request, environ, took))
+        lines.append(access_log_format % atoms)
+        request_ids.append(atoms["{x-request-id}o"])  # what LOG_FORMAT=json reads
+    assert lines[0] == lines[1]
+    assert request_ids == ["abc123", "abc123"]
