@@ -18,11 +18,14 @@ from typing import Any
 
 from django.db import connections, models, router
 from django.db.models.query import QuerySet
+from django.db.transaction import TransactionManagementError
 
 _MARKER = -7_770_777_077  # see RowByKey._compile
 
 
-def _compiled(connection, key: tuple, compile: Callable[[], Any]) -> Any:
+def _compiled(connection, key: Any, compile: Callable[[], Any]) -> Any:
+    """What `compile` returns, once per connection object and `key`: the statement
+    object itself (held, so that its key is never another's), or a model."""
     cache = connection.__dict__.setdefault("_inventory_statements", {})
     try:
         return cache[key]
@@ -72,7 +75,7 @@ class RawRow:
         connection = connections[using]
         sql, converters = _compiled(
             connection,
-            (RawRow, id(self)),
+            self,
             lambda: (self.sql(connection), _converters(connection, self.fields())),
         )
         with connection.cursor() as cursor:
@@ -102,9 +105,14 @@ class RowByKey:
         model = self.model
         alias = router.db_for_read(model)
         connection = connections[alias]
-        sql, params, positions, columns, converters = _compiled(
-            connection, (RowByKey, id(self)), lambda: self._compile(self.queryset(), alias)
+        sql, params, positions, columns, converters, locks = _compiled(
+            connection, self, lambda: self._compile(self.queryset(), alias)
         )
+        if locks and connection.get_autocommit():
+            # What Django checks when it compiles: a lock outside a transaction is none.
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
         params = list(params)
         for position, value in zip(positions, key, strict=True):
             params[position] = value
@@ -138,6 +146,7 @@ class RowByKey:
             [list(params).index(marker) for marker in markers],
             [field.attname for field in fields],
             _converters(compiler.connection, fields),
+            queryset.query.select_for_update and compiler.connection.features.has_select_for_update,
         )
 
 
@@ -164,7 +173,8 @@ class Insert:
         self.save_many([instance], returning=True)
 
     def save_many(self, instances: Sequence[models.Model], *, returning: bool = False) -> None:
-        """Several rows in one statement (without RETURNING unless asked)."""
+        """Several rows in one statement (in batches where the database limits a
+        statement's parameters, as SQLite does), without RETURNING unless asked."""
         if not instances:
             return
         alias = router.db_for_write(self.model)
@@ -174,14 +184,17 @@ class Insert:
             for instance in instances:  # SQLite before 3.35: Django's own way
                 instance.save(force_insert=True, using=alias)
             return
-        sql = head + ", ".join([row] * len(instances))
-        if returning:
-            sql += f" RETURNING {connection.ops.quote_name(self.model._meta.pk.column)}"
-        with connection.cursor() as cursor:
-            cursor.execute(sql, self._values(instances, connection))
+        size = max(connection.ops.bulk_batch_size(self.fields, instances), 1)  # SQLite's limit
+        for start in range(0, len(instances), size):
+            batch = instances[start : start + size]
+            sql = head + ", ".join([row] * len(batch))
             if returning:
-                for instance, (key,) in zip(instances, cursor.fetchall(), strict=True):
-                    instance.pk = key
+                sql += f" RETURNING {connection.ops.quote_name(self.model._meta.pk.column)}"
+            with connection.cursor() as cursor:
+                cursor.execute(sql, self._values(batch, connection))
+                if returning:
+                    for instance, (key,) in zip(batch, cursor.fetchall(), strict=True):
+                        instance.pk = key
         for instance in instances:
             instance._state.adding = False
             instance._state.db = alias
@@ -219,7 +232,7 @@ class Update:
             return 0
         alias = router.db_for_write(self.model)
         connection = connections[alias]
-        sql = _compiled(connection, (Update, id(self)), lambda: self._sql(connection))
+        sql = _compiled(connection, self, lambda: self._sql(connection))
         rows = [
             [field.get_db_prep_save(getattr(instance, field.attname), connection)
              for field in self.fields] + [instance.pk]

@@ -123,7 +123,7 @@ def postgresql_database(url: str, *, pooled: bool) -> dict:
     """DATABASES' entry for a PostgreSQL URL: timeouts, keepalives, and when `pooled`
     (transaction pooling) nothing that needs a session of its own."""
     database = env.db_url_config(url)
-    # Django's backend with a cheaper health check (core/postgresql/base.py).
+    # Django's backend with a faster timestamptz loader (core/postgresql/base.py).
     database["ENGINE"] = "core.postgresql"
     # Fail fast instead of hanging: a request waits at most DB_CONNECT_TIMEOUT for a
     # connection and DB_STATEMENT_TIMEOUT for a statement (lock waits included), then
@@ -183,8 +183,8 @@ if ON_POSTGRESQL:
     INSTALLED_APPS.insert(INSTALLED_APPS.index("events"), "procrastinate.contrib.django")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 # A persistent connection that died (database restarted, connection killed) is noticed
-# at the start of the next request and replaced, so the API recovers on its own (a
-# poll of its socket, then `SELECT 1` if the server has said something: core/postgresql).
+# at the start of the next request (one `SELECT 1`) and replaced, so the API recovers
+# on its own.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

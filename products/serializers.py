@@ -9,7 +9,9 @@ from decimal import Decimal
 from functools import cache
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import models
+from django.dispatch import receiver
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import ISO_8601, serializers
@@ -226,6 +228,7 @@ def _holds_fields(field: serializers.Field) -> bool:
     return isinstance(
         field,
         serializers.BaseSerializer
+        | serializers.ManyRelatedField
         | serializers.ListField
         | serializers.DictField
         | serializers.HStoreField
@@ -374,6 +377,7 @@ class Representer:
     represent, so one serves every thread."""
 
     def __init__(self, serializer: serializers.Serializer) -> None:
+        self.serializer = serializer
         model = serializer.Meta.model
         fields = list(serializer._readable_fields)
         plain = [field for field in fields if _is_plain(field, model)]
@@ -395,7 +399,11 @@ class Representer:
         )  # fmt: skip
         represented = []
         for instance in instances:
-            values = dict(zip(names, read(instance), strict=True))
+            try:
+                values = dict(zip(names, read(instance), strict=True))
+            except AttributeError:  # DRF may default or skip it: DRF's way, then
+                represented.append(dict(self.serializer.to_representation(instance)))
+                continue
             for name, as_it_is, kind, write in writers:
                 value = values[name]
                 if value is None or type(value) is as_it_is:
@@ -406,7 +414,10 @@ class Representer:
                     and zone is not None
                     and timezone.is_aware(value)
                 ):
-                    written = value.astimezone(zone).isoformat()
+                    try:
+                        written = value.astimezone(zone).isoformat()
+                    except OverflowError:  # out of range in this time zone: DRF's error
+                        written = write(value)
                     value = written[:-6] + "Z" if written.endswith("+00:00") else written
                 elif (
                     kind is Decimal
@@ -424,7 +435,9 @@ class Representer:
                     continue
                 empty = (value.pk if isinstance(value, PKOnlyObject) else value) is None
                 values[field.field_name] = None if empty else field.to_representation(value)
-            represented.append({name: values[name] for name in order} if order else values)
+            if order:
+                values = {name: values[name] for name in order if name in values}
+            represented.append(values)
         return represented
 
 
@@ -482,6 +495,14 @@ class _DecimalWriter:
     def is_written_as_it_is(self, value: Decimal) -> bool:
         _, digits, exponent = value.as_tuple()
         return exponent == self.exponent and len(digits) <= self.digits
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs) -> None:
+    """The Representers' writers follow DRF's and Django's settings (tests change them)."""
+    if setting in ("REST_FRAMEWORK", "USE_TZ", "TIME_ZONE"):
+        _product_representer.cache_clear()
+        _movement_representer.cache_clear()
 
 
 @cache

@@ -5,7 +5,9 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import override_settings
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError
 
 from products import services
 from products.models import Product, StockMovement
@@ -84,4 +86,23 @@ def test_values_of_unusual_types_are_written_as_the_serializer_writes_them(value
     )  # fmt: skip
     for name, value in values.items():
         setattr(product, name, value)
+    assert represent_product(product) == dict(ProductSerializer(product).data)
+
+
+def test_a_date_time_out_of_range_in_the_time_zone_fails_as_drf_fails():
+    product = make_product()
+    product.updated_at = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    with timezone.override("Asia/Kolkata"):
+        with pytest.raises(ValidationError):
+            ProductSerializer(product).data  # noqa: B018
+        with pytest.raises(ValidationError):
+            represent_product(product)
+
+
+def test_drf_s_settings_apply_as_they_change():
+    product = make_product()
+    represent_product(product)  # built
+    changed = {"DATETIME_FORMAT": "%Y", "COERCE_DECIMAL_TO_STRING": False}
+    with override_settings(REST_FRAMEWORK=changed):
+        assert represent_product(product) == dict(ProductSerializer(product).data)
     assert represent_product(product) == dict(ProductSerializer(product).data)

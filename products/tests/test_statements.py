@@ -1,11 +1,14 @@
 """The statements compiled once (core/statements.py) read and write what the ORM would."""
 
+import gc
 import threading
+import weakref
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 
 from core.statements import Insert, RowByKey, Update
 from events.models import Event, EventType
@@ -136,3 +139,46 @@ def test_a_row_by_another_unique_key():
     assert by_scope_and_key.get("user:2", "a").fingerprint == "f2"
     with pytest.raises(IdempotencyKey.DoesNotExist):
         by_scope_and_key.get("user:3", "a")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_read_outside_a_transaction_is_refused_as_the_orm_refuses_it():
+    product = make_product()
+    with transaction.atomic():
+        LOCKED.get(product.pk)  # compiled inside a transaction
+    if connection.features.has_select_for_update:
+        with pytest.raises(TransactionManagementError):
+            LOCKED.get(product.pk)  # a lock that would end with the statement
+    else:
+        assert LOCKED.get(product.pk).pk == product.pk  # SQLite ignores it, as the ORM does
+
+
+def test_a_statement_s_compiled_sql_is_never_another_one_s():
+    product = make_product()
+    key = IdempotencyKey.objects.create(scope="s", key="k", fingerprint="f")
+    reader = RowByKey(IdempotencyKey, lambda: IdempotencyKey.objects.all())
+    reader.get(key.pk)  # compiled for this connection
+    compiled = weakref.ref(reader)
+    del reader
+    gc.collect()
+    # The connection keeps the statement it compiled, so no new statement can take its
+    # place (its address) and find its SQL.
+    assert compiled() is not None
+    assert RowByKey(Product, lambda: Product.objects.all()).get(product.pk).sku == product.sku
+
+
+def test_many_rows_are_inserted_in_batches_where_the_database_limits_parameters(
+    monkeypatch, django_assert_num_queries
+):
+    product = make_product()
+    monkeypatch.setattr(connection.ops, "bulk_batch_size", lambda fields, objs: 2)
+    movements = [
+        StockMovement(
+            product=product, sku=product.sku, product_name=product.name, kind="adjustment",
+            reason="correction", delta=n, quantity_before=0, quantity_after=n, source="api",
+        )
+        for n in range(1, 6)
+    ]  # fmt: skip
+    with django_assert_num_queries(3):
+        Insert(StockMovement).save_many(movements, returning=True)
+    assert [StockMovement.objects.get(pk=m.pk).delta for m in movements] == [1, 2, 3, 4, 5]
