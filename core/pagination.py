@@ -216,7 +216,7 @@ class CappedCountPaginator(Paginator):
         """
         capped = self.object_list.order_by()[: COUNT_CAP + 1]
         if not walkable(self.object_list):
-            return capped.count()
+            return count_of(capped)
         first = getattr(self, "read_from", None)
         if first is not None:
             ordering = self.object_list.query.order_by
@@ -231,7 +231,17 @@ class CappedCountPaginator(Paginator):
                 found = cursor.fetchone()[0]
             if found > COUNT_CAP:
                 return found
-        return capped.count()
+        return count_of(capped)
+
+
+def count_of(queryset: QuerySet) -> int:
+    """`queryset.count()` of a sliced queryset, the same statement (a COUNT over the
+    slice's rows), with the slice's ids compiled as a plain SELECT: the ORM's own count
+    builds and compiles an aggregation around it, a tenth of a list page's CPU."""
+    sql, params = queryset.values("pk").query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM ({sql}) capped", params)
+        return cursor.fetchone()[0]
 
 
 def from_row(row, ordering) -> Q | None:
