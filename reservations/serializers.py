@@ -1,14 +1,20 @@
 """Reservation request and response shapes. Field validation only: the rules live in
 services."""
 
-from functools import cache
+from collections.abc import Iterable
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from products.models import MAX_STOCK
-from products.serializers import StrictCharField, StrictIntegerField, StrictSerializer, rules_of
+from products.serializers import (
+    InputSerializer,
+    StrictCharField,
+    StrictIntegerField,
+    representer,
+    rules_of,
+)
 
 from .models import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, MIN_EXPIRES_IN, Reservation
 
@@ -57,7 +63,7 @@ class ReservationSerializer(serializers.ModelSerializer):
         return serializers.DateTimeField().to_representation(ended) if ended else None
 
 
-class ReserveSerializer(StrictSerializer):
+class ReserveSerializer(InputSerializer):
     """How many units to hold, for how long, and for what."""
 
     quantity = StrictIntegerField(
@@ -79,7 +85,7 @@ class ReserveSerializer(StrictSerializer):
     )
 
 
-class FulfilSerializer(StrictSerializer):
+class FulfilSerializer(InputSerializer):
     """How many of the held units ship: all of them unless fewer are given."""
 
     quantity = StrictIntegerField(
@@ -91,15 +97,15 @@ class FulfilSerializer(StrictSerializer):
     )
 
 
-class ReleaseSerializer(StrictSerializer):
+class ReleaseSerializer(InputSerializer):
     """Nothing to give: releasing ends the hold."""
 
 
-@cache
-def _reservation_serializer() -> ReservationSerializer:
-    return ReservationSerializer()
-
-
 def represent_reservation(reservation: Reservation) -> dict:
-    """A reservation as the API shows it (one serializer for every call)."""
-    return _reservation_serializer().to_representation(reservation)
+    """A reservation as the API shows it."""
+    return representer(ReservationSerializer)(reservation)
+
+
+def represent_reservations(reservations: Iterable[Reservation]) -> list[dict]:
+    """A page of reservations as the API shows them."""
+    return representer(ReservationSerializer).many(reservations)

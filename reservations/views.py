@@ -1,10 +1,10 @@
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from core.filters import FilterBackend
 from core.permissions import ModelPermissions
 from core.views import StrictQueryParamsMixin, ThrottleFirstMixin, example, positive_id
 from products import idempotency
@@ -21,6 +21,7 @@ from .serializers import (
     ReservationSerializer,
     ReserveSerializer,
     represent_reservation,
+    represent_reservations,
 )
 
 NOT_ACTIVE = OpenApiResponse(
@@ -46,8 +47,15 @@ class ReservationViewMixin(ThrottleFirstMixin, StrictQueryParamsMixin):
     queryset = Reservation.objects.select_related("created_by").order_by("-id")
     serializer_class = ReservationSerializer
     permission_classes = [ModelPermissions]
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [FilterBackend]
     filterset_class = ReservationFilter
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(represent_reservations(page))
+
+    def retrieve(self, request, *args, **kwargs):
+        return reservation_response(self.get_object())
 
 
 @extend_schema_view(

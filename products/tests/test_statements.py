@@ -1,7 +1,6 @@
 """The statements compiled once (core/statements.py) read and write what the ORM would."""
 
 import gc
-import threading
 import weakref
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,7 +14,7 @@ from events.models import Event, EventType
 from products.models import IdempotencyKey, Product, StockMovement
 from products.text import normalize_sku
 
-from .conftest import make_product
+from .conftest import make_product, run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -113,19 +112,16 @@ def test_each_thread_compiles_its_own_statement_and_reads_right():
     products = [make_product() for _ in range(4)]
     seen, errors = {}, []
 
-    def read(product):
-        try:
-            seen[product.pk] = BY_ID.get(product.pk).sku
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def reader(product):
+        def read():
+            try:
+                seen[product.pk] = BY_ID.get(product.pk).sku
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
 
-    threads = [threading.Thread(target=read, args=(product,)) for product in products]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+        return read
+
+    run_together([reader(product) for product in products])
     assert not errors
     assert seen == {product.pk: product.sku for product in products}
 

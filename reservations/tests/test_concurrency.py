@@ -2,46 +2,28 @@
 one product, on PostgreSQL, each thread on its own connection: available never goes
 negative, nothing is fulfilled twice, and the ledger still reconciles."""
 
-import io
 import random
 import threading
 from collections import Counter
 
 import pytest
-from django.core.management import call_command
-from django.db import connection
 
 from products.models import Product, StockMovement
+from products.tests.test_concurrency import assert_ledger_reconciles
 from reservations import services
 from reservations.models import Reservation
 
-from .conftest import lapse, make_product, make_user, requires_postgres, reserve, token_client
+from .conftest import (
+    lapse,
+    make_product,
+    make_user,
+    requires_postgres,
+    reserve,
+    run_together,
+    token_client,
+)
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
-
-
-def assert_ledger_reconciles() -> None:
-    out = io.StringIO()
-    call_command("verify_ledger", stdout=out)  # raises CommandError on any discrepancy
-    assert "the ledger reconciles" in out.getvalue()
-
-
-def together(workers) -> None:
-    """Run the callables in threads released by one barrier; each closes its connection."""
-    barrier = threading.Barrier(len(workers))
-
-    def run(work):
-        try:
-            barrier.wait()
-            work()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(work,)) for work in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 def test_50_concurrent_reservations_of_1_against_10_available_hold_exactly_10():
@@ -60,7 +42,7 @@ def test_50_concurrent_reservations_of_1_against_10_available_hold_exactly_10():
 
         return work
 
-    together([worker(client) for client in clients])
+    run_together([worker(client) for client in clients])
 
     assert statuses == {201: 10, 409: 40}
     refused = [body for body in bodies if body.get("code")]
@@ -92,7 +74,7 @@ def test_concurrent_fulfil_and_release_of_one_reservation_exactly_one_wins():
 
             return work
 
-        together([worker(c, "fulfil" if i % 2 else "release") for i, c in enumerate(clients)])
+        run_together([worker(c, "fulfil" if i % 2 else "release") for i, c in enumerate(clients)])
 
         assert sorted(status for _, status in outcomes) == [200] + [409] * 7
         winner = next(action for action, status in outcomes if status == 200)
@@ -161,7 +143,7 @@ def test_reservations_fulfilments_releases_expiries_and_decrements_racing_stay_c
         for _ in range(10):
             services.expire_lapsed()
 
-    together([client_worker(seed) for seed in range(12)] + [tidier])
+    run_together([client_worker(seed) for seed in range(12)] + [tidier])
 
     assert negative_seen == []
     assert {status for _, status in results} <= {200, 201, 409}

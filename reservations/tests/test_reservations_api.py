@@ -640,3 +640,23 @@ def test_reservation_operations_are_counted_by_kind_and_outcome(staff):
     ]:
         moved = stock_operations(after, kind, outcome) - stock_operations(before, kind, outcome)
         assert moved == 1, (kind, outcome)
+
+
+def test_reservations_are_written_as_their_serializer_writes_them():
+    from reservations import services
+    from reservations.serializers import (
+        ReservationSerializer,
+        represent_reservation,
+        represent_reservations,
+    )
+
+    product = make_product(stock_quantity=10)
+    _, fulfilled, lapsed = (reserve(product, 1, reference=f"SO-{n}") for n in range(3))
+    services.fulfil(reservation_id=fulfilled.pk)
+    lapse(lapsed)
+    reservations = list(Reservation.objects.select_related("created_by").order_by("id"))
+    expected = [dict(ReservationSerializer(r).data) for r in reservations]
+
+    assert [r["state"] for r in expected] == ["active", "fulfilled", "expired"]
+    assert represent_reservations(reservations) == expected
+    assert [represent_reservation(r) for r in reservations] == expected
