@@ -138,10 +138,7 @@ class ProductAdmin(ProductCsvAdminMixin, SkuKeySearchMixin, admin.ModelAdmin):
     def active_reservations(self, product: Product) -> str:
         if product.pk is None:
             return "—"
-        now = timezone.now()
-        holds = product.reservations.filter(state="active", expires_at__gt=now).order_by(
-            "expires_at", "id"
-        )[:RECENT_MOVEMENTS]
+        holds = selectors.holds_of(product)[:RECENT_MOVEMENTS]
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -153,7 +150,7 @@ class ProductAdmin(ProductCsvAdminMixin, SkuKeySearchMixin, admin.ModelAdmin):
                     timezone.localtime(r.expires_at).strftime("%Y-%m-%d %H:%M:%S"),
                     r.created_by or "—",
                 )
-                for r in holds.select_related("created_by")
+                for r in holds
             ),
         )
         url = (

@@ -37,6 +37,16 @@ def product(product_id: int) -> Product:
     return _PRODUCT_BY_ID.get(product_id)
 
 
+def holds_of(product: Product) -> QuerySet[Reservation]:
+    """A product's reservations holding units now, the soonest to expire first."""
+    active = Reservation.in_state_at(Reservation.State.ACTIVE, timezone.now())
+    return (
+        product.reservations.filter(active)
+        .select_related("created_by")
+        .order_by("expires_at", "id")
+    )
+
+
 def below_requirement(queryset: QuerySet[Product] | None = None) -> QuerySet[Product]:
     """Products whose stock is at or below their low-stock threshold."""
     queryset = Product.objects.all() if queryset is None else queryset
@@ -59,7 +69,7 @@ def with_availability(queryset: QuerySet[Product] | None = None) -> QuerySet[Pro
     now = timezone.now()
     running = (
         Reservation.objects.filter(
-            product=OuterRef("pk"), state=Reservation.State.ACTIVE, expires_at__gt=now
+            Reservation.in_state_at(Reservation.State.ACTIVE, now), product=OuterRef("pk")
         )
         .order_by()
         .values("product")
@@ -95,7 +105,7 @@ def settle_availability(products: Iterable[Product]) -> None:
         return
     running = dict(
         Reservation.objects.filter(
-            product_id__in=lapsed, state=Reservation.State.ACTIVE, expires_at__gt=now
+            Reservation.in_state_at(Reservation.State.ACTIVE, now), product_id__in=lapsed
         )
         .order_by()
         .values("product_id")

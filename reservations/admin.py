@@ -21,15 +21,8 @@ class StateNowFilter(admin.SimpleListFilter):
         return State.choices
 
     def queryset(self, request, queryset):
-        now = timezone.now()
-        if self.value() == State.ACTIVE:
-            return queryset.filter(state=State.ACTIVE, expires_at__gt=now)
-        if self.value() == State.EXPIRED:
-            return queryset.filter(state__in=[State.ACTIVE, State.EXPIRED]).exclude(
-                state=State.ACTIVE, expires_at__gt=now
-            )
         if self.value():
-            return queryset.filter(state=self.value())
+            return queryset.filter(Reservation.in_state_at(self.value(), timezone.now()))
         return queryset
 
 

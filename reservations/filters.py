@@ -1,5 +1,4 @@
 import django_filters
-from django.db.models import Q
 from django.utils import timezone
 
 from core.filters import IntegerFilter, UtcDateTimeFilter, text_filter
@@ -29,11 +28,4 @@ class ReservationFilter(django_filters.FilterSet):
         fields = []
 
     def filter_state(self, queryset, name, value):
-        now = timezone.now()
-        if value == State.ACTIVE:
-            return queryset.filter(state=State.ACTIVE, expires_at__gt=now)
-        if value == State.EXPIRED:
-            return queryset.filter(
-                Q(state=State.EXPIRED) | Q(state=State.ACTIVE, expires_at__lte=now)
-            )
-        return queryset.filter(state=value)
+        return queryset.filter(Reservation.in_state_at(value, timezone.now()))

@@ -106,3 +106,12 @@ class Reservation(models.Model):
         if self.state == self.State.ACTIVE and self.expires_at <= now:
             return self.State.EXPIRED
         return self.state
+
+    @classmethod
+    def in_state_at(cls, state: str, now) -> Q:
+        """The reservations whose `state_at(now)` is `state`, as a query."""
+        if state == cls.State.ACTIVE:
+            return Q(state=cls.State.ACTIVE, expires_at__gt=now)
+        if state == cls.State.EXPIRED:
+            return Q(state=cls.State.EXPIRED) | Q(state=cls.State.ACTIVE, expires_at__lte=now)
+        return Q(state=state)

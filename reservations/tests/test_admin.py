@@ -1,8 +1,8 @@
 """The admin: a product's page shows its active holds; admins release them from the
-reservations list, through the same service as the API."""
+reservations list, through the same service as the API. (`admin_client` is
+pytest-django's: a logged-in superuser.)"""
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from products.models import Product
 from reservations.models import Reservation
@@ -12,13 +12,6 @@ from .conftest import lapse, make_product, make_user, reserve
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/reservations/reservation/"
-
-
-@pytest.fixture
-def admin_client(client):
-    user = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw-12345-xyz")
-    client.force_login(user)
-    return client
 
 
 def test_the_product_page_shows_its_active_reservations(admin_client):
