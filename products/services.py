@@ -549,6 +549,12 @@ def under_lock(
 _LOCKED_PRODUCT = RowByKey(Product, lambda: Product.objects.select_for_update())
 _INSERT_MOVEMENT = Insert(StockMovement)
 _UPDATE_STOCK = Update(Product, ["stock_quantity", "version", "updated_at", "event_sequence"])
+_HOLDS = ["reserved_quantity", "reservations_expire_at"]
+_UPDATE_EXPIRED_HOLDS = Update(Product, _HOLDS)
+_UPDATE_HOLDS = Update(Product, [*_HOLDS, "version", "updated_at", "event_sequence"])
+_UPDATE_FULFILMENT = Update(
+    Product, ["stock_quantity", *_HOLDS, "version", "updated_at", "event_sequence"]
+)
 
 
 def _lock(product_id: int) -> Product:
@@ -572,9 +578,7 @@ def _expire_due(product: Product, now: datetime | None = None) -> int:
         return 0
     ended, reserved, earliest = holds.expire_due(product_id=product.pk, now=now)
     product.reserved_quantity, product.reservations_expire_at = reserved, earliest
-    Product.objects.filter(pk=product.pk).update(
-        reserved_quantity=reserved, reservations_expire_at=earliest
-    )
+    _UPDATE_EXPIRED_HOLDS.save(product)
     return ended
 
 
@@ -631,14 +635,7 @@ def fulfil_hold(product: Product, *, held: int, quantity: int, audit: Audit) -> 
     announcement = _Announcement()
     announcement.stock_changed(product, movement, was_low=was_low)
     announcement.write()
-    Product.objects.filter(pk=product.pk).update(
-        stock_quantity=product.stock_quantity,
-        reserved_quantity=product.reserved_quantity,
-        reservations_expire_at=product.reservations_expire_at,
-        version=product.version,
-        updated_at=product.updated_at,
-        event_sequence=product.event_sequence,
-    )
+    _UPDATE_FULFILMENT.save(product)
     return movement
 
 
@@ -656,13 +653,7 @@ def _write_reservations(product: Product, announcement: "_Announcement") -> None
     """Write a locked, touched product's reserved counter, with its events."""
     if announcement.events:
         announcement.write()
-    Product.objects.filter(pk=product.pk).update(
-        reserved_quantity=product.reserved_quantity,
-        reservations_expire_at=product.reservations_expire_at,
-        version=product.version,
-        updated_at=product.updated_at,
-        event_sequence=product.event_sequence,
-    )
+    _UPDATE_HOLDS.save(product)
 
 
 def _write_stock(product: Product, new_quantity: int, kind: str, audit: Audit) -> None:

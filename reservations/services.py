@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from core.errors import DomainError
 from core.metrics import counted_stock_operation
+from core.statements import Insert, Update
 from products import services as stock
 from products.models import MAX_STOCK, Product
 
@@ -87,7 +88,7 @@ def reserve(
         return reservation
 
     def write(product: Product, reservation: Reservation) -> Reservation:
-        reservation.save(force_insert=True)
+        _INSERT.save(reservation)
         stock.hold_stock(
             product,
             quantity=quantity,
@@ -133,7 +134,7 @@ def fulfil(
             quantity=reservation.fulfilled_quantity,
             audit=movement_audit,
         )
-        _end(reservation, State.FULFILLED, fields=["fulfilled_quantity", "movement"])
+        _end(reservation, State.FULFILLED, _UPDATE_FULFILLED)
         return reservation
 
     return stock.under_lock(product_id, check, write)
@@ -146,7 +147,7 @@ def release(*, reservation_id: int) -> Reservation:
 
     def write(product: Product, reservation: Reservation) -> Reservation:
         stock.release_hold(product, quantity=reservation.quantity)
-        _end(reservation, State.RELEASED)
+        _end(reservation, State.RELEASED, _UPDATE_ENDED)
         return reservation
 
     return stock.under_lock(product_id, lambda product: _active(reservation_id), write)
@@ -193,10 +194,16 @@ def _active(reservation_id: int) -> Reservation:
     return reservation
 
 
-def _end(reservation: Reservation, state: str, fields: list[str] | None = None) -> None:
+# A reservation's writes, compiled once (core/statements.py).
+_INSERT = Insert(Reservation)
+_UPDATE_ENDED = Update(Reservation, ["state", "ended_at"])
+_UPDATE_FULFILLED = Update(Reservation, ["state", "ended_at", "fulfilled_quantity", "movement"])
+
+
+def _end(reservation: Reservation, state: str, update: Update) -> None:
     reservation.state = state
     reservation.ended_at = timezone.now()
-    reservation.save(update_fields=["state", "ended_at", *(fields or [])])
+    update.save(reservation)
 
 
 def _check_whole_number(value: Any, field: str, minimum: int, maximum: int) -> None:
