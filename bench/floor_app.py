@@ -161,22 +161,7 @@ def decrement(conn, product_id: int, quantity: int):
             cursor.execute("ROLLBACK")
             return 409, {"code": "insufficient_available"}
         now = datetime.now(UTC)
-        movement = (
-            product_id,
-            product["sku"],
-            product["sku_key"],
-            product["name"],
-            "decrement",
-            "shipped",
-            "",
-            "",
-            -quantity,
-            before,
-            before - quantity,
-            None,
-            "api",
-            now,
-        )
+        movement = decrement_movement(product, quantity, now)
         cursor.execute(INSERT, movement)
         (movement_id,) = cursor.fetchone()
         product.update(
@@ -268,22 +253,7 @@ def fulfil(conn, reservation_id: int):
             return 409, {"code": "reservation_not_active", "state": reservation["state"]}
         now = datetime.now(UTC)
         reference = f"reservation:{reservation_id}"
-        movement = (
-            product["id"],
-            product["sku"],
-            product["sku_key"],
-            product["name"],
-            "decrement",
-            "shipped",
-            reservation["reference"],
-            reference,
-            -quantity,
-            before,
-            before - quantity,
-            None,
-            "api",
-            now,
-        )
+        movement = decrement_movement(product, quantity, now, reservation["reference"], reference)
         cursor.execute(INSERT, movement)
         (movement_id,) = cursor.fetchone()
         reserved = product["reserved_quantity"] - quantity
@@ -328,6 +298,17 @@ def fulfil(conn, reservation_id: int):
     reservation.update(state="fulfilled", ended_at=now, fulfilled_quantity=quantity)
     reservation["movement_id"] = movement_id
     return 200, reservation_json(reservation, username)
+
+
+def decrement_movement(
+    product: dict, quantity: int, now: datetime, note: str = "", reference: str = ""
+) -> tuple:
+    """The INSERT's values for a `decrement` of `quantity` from a locked product."""
+    before = product["stock_quantity"]
+    return (
+        product["id"], product["sku"], product["sku_key"], product["name"], "decrement",
+        "shipped", note, reference, -quantity, before, before - quantity, None, "api", now,
+    )  # fmt: skip
 
 
 def movement_json(movement_id: int, values: tuple) -> dict:
