@@ -24,7 +24,7 @@ the count asked for the planner's way, which is then the right way for rare matc
 import re
 
 from django.conf import settings
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
@@ -122,8 +122,11 @@ def walk(
     model = queryset.model
     connection = connections[queryset.db]
     table = connection.ops.quote_name(model._meta.db_table)
-    window_sql, window_params = window(queryset, rows, ordering, start).query.sql_with_params()
-    sql, params = queryset.query.sql_with_params()
+    try:
+        window_sql, window_params = window(queryset, rows, ordering, start).query.sql_with_params()
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:  # a filter no row can match: the ORM's own query knows
+        return None
     head = f" FROM {table} "
     start_at = (sql + " ").find(head)
     # The main FROM comes first: the SELECT list holds only the table's own columns
@@ -238,7 +241,10 @@ def count_of(queryset: QuerySet) -> int:
     """`queryset.count()` of a sliced queryset, the same statement (a COUNT over the
     slice's rows), with the slice's ids compiled as a plain SELECT: the ORM's own count
     builds and compiles an aggregation around it, a tenth of a list page's CPU."""
-    sql, params = queryset.values("pk").query.sql_with_params()
+    try:
+        sql, params = queryset.values("pk").query.sql_with_params()
+    except EmptyResultSet:  # a filter no row can match: the ORM's count says 0 too
+        return 0
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM ({sql}) capped", params)
         return cursor.fetchone()[0]

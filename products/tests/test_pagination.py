@@ -198,3 +198,18 @@ def test_the_schema_declares_the_cursors_the_api_accepts(api_client):
         assert "no effect with `cursor`" in parameters["page"]["description"]
         if "ordering" in parameters:
             assert "no effect with `cursor`" in parameters["ordering"]["description"]
+
+
+@pytest.mark.parametrize("path", ["/api/products/", "/api/products/below_requirement/"])
+@pytest.mark.parametrize("search", [{}, {"search": "bolt"}])
+def test_a_filter_no_row_can_match_is_an_empty_list_on_any_page(api_client, path, search):
+    # A value past the column's range: Django knows without asking that nothing matches.
+    make_product(name="Hex bolt", stock_quantity=1, low_stock_threshold=5)
+    impossible = {"available_quantity__gte": 2_500_000_651_127_613_455, **search}
+
+    first = api_client.get(path, impossible)
+    later = api_client.get(path, {**impossible, "page": 2})
+
+    assert first.status_code == 200, first.content
+    assert (first.json()["count"], first.json()["results"]) == (0, [])
+    assert later.status_code == 404, later.content
