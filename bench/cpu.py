@@ -10,6 +10,11 @@ requests, whose instructions are dumped on their own; and once without valgrind,
 CPU time of the same requests. Instruction counts repeat within a few percent whatever
 else the machine is doing; CPU time on shared cores does not, so a change is judged by
 instructions. Prints one table: instructions and CPU µs per request, ours ÷ floor.
+
+Its first rows are references, not endpoints: what Django's request cycle (with our
+middleware), DRF's view and our authentication cost before a product is touched
+(bench/framework_views.py). BENCH_MIDDLEWARE=<comma-separated classes> runs ours with
+that middleware instead of the project's (empty: none at all).
 """
 
 import argparse
@@ -31,6 +36,9 @@ DATABASE = os.environ.get("BENCH_CPU_DATABASE", "inventory_bench_cpu")
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
 WARMUP = 30
 OURS_KINDS = [
+    "django",
+    "drf",
+    "drf_auth",
     "get",
     "list",
     "below",
@@ -46,6 +54,9 @@ OURS_KINDS = [
 # and `metrics`, a scrape of /metrics (run with PROMETHEUS_MULTIPROC_DIR=<empty dir> to
 # measure it as gunicorn serves it).
 FLOOR_KINDS = ["get", "list", "decrement", "reserve", "fulfil"]
+# The reference rows (bench/framework_views.py): Django's request cycle with our
+# middleware, DRF's view, DRF's view with our authentication, permissions and throttles.
+FRAMEWORK_KINDS = ["django", "drf", "drf_auth"]
 PRODUCTS = 200
 
 SHIM = r"""
@@ -161,19 +172,25 @@ def cpu_time(app: str, kinds: list[str], n: int, shim: Path) -> dict:
 
 
 def child(args) -> None:
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
     shim = ctypes.CDLL(args.shim)
     if args.child == "ours":
         import django
 
         django.setup()
+        from django.conf import settings
         from rest_framework.authtoken.models import Token
 
+        if "BENCH_MIDDLEWARE" in os.environ:  # e.g. empty: Django's bare request cycle
+            settings.MIDDLEWARE = [m for m in os.environ["BENCH_MIDDLEWARE"].split(",") if m]
+        from framework_views import urlpatterns
+
+        from inventory_project import urls
         from inventory_project.wsgi import application
 
+        urls.urlpatterns += urlpatterns  # the reference rows' routes, in this process only
         token = Token.objects.get(user__username="cpu").key
     else:
-        sys.path.insert(0, str(ROOT / "bench"))
         os.environ["DATABASE_URL"] = DATABASE_URL
         from floor_app import application
 
@@ -217,7 +234,11 @@ def request(kind: str, i: int, token: str, held: list[int] = ()) -> dict:
     """The WSGI environ of the i-th request of a kind (`held`: reservations to fulfil)."""
     product = 1 + i % PRODUCTS
     method, path, body, headers = "GET", f"/api/products/{product}/", None, {}
-    if kind == "list":
+    if kind in FRAMEWORK_KINDS:
+        from framework_views import PATHS
+
+        path = f"/{PATHS[kind]}"
+    elif kind == "list":
         path = "/api/products/"
     elif kind == "below":
         path = "/api/products/below_requirement/"
