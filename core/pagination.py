@@ -28,6 +28,7 @@ from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
+from django.db.models.lookups import Contains
 from django.utils.functional import cached_property
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import Cursor, CursorPagination, PageNumberPagination
@@ -43,7 +44,6 @@ WALK_ROWS = 2_000
 # When a page was found among those, its matches are common: its count reads up to this
 # many rows for COUNT_CAP + 1 matches (enough for a word in one product of 20).
 COMMON_WALK_ROWS = 20_000
-SUBSTRING_LOOKUPS = frozenset({"contains", "icontains"})
 MAX_PAGE_SIZE = 500
 MAX_PAGE = 10**9
 # How every number in a URL is written (JSON Schema's `pattern` applies only to strings,
@@ -99,7 +99,7 @@ def walkable(queryset) -> bool:
 
 def matches_substring(node) -> bool:
     """Whether a WHERE clause has a substring lookup (`LIKE '%…%'`) anywhere in it."""
-    if getattr(node, "lookup_name", None) in SUBSTRING_LOOKUPS:
+    if isinstance(node, Contains):  # icontains and the like are Contains too
         return True
     return any(matches_substring(child) for child in getattr(node, "children", ()))
 
@@ -253,8 +253,13 @@ def count_of(queryset: QuerySet) -> int:
 def from_row(row, ordering) -> Q | None:
     """The rows at or after `row` in `ordering` (field names, `-` for descending; every
     list's ends with the id, which makes "at" the row itself), or None when the ordering
-    is not of columns that cannot be NULL (a comparison with NULL would drop rows)."""
-    at_or_after, same = Q(pk=row.pk), Q()
+    is not of columns that cannot be NULL (a comparison with NULL would drop rows).
+
+    Written `first >= value AND (…)`, the first column's bound outside the OR: it is what
+    lets the index on the ordering start at the row rather than at the table's first row
+    (`id = 100000 OR id > 100000` alone walked 99,999 rows to get there).
+    """
+    at_or_after, same, bound = Q(pk=row.pk), Q(), None
     for term in ordering:
         name = term.lstrip("-") if isinstance(term, str) else None
         try:
@@ -265,9 +270,11 @@ def from_row(row, ordering) -> Q | None:
             return None
         value = getattr(row, field.attname)
         beyond = "lt" if term.startswith("-") else "gt"
+        if bound is None:
+            bound = Q(**{f"{field.attname}__{beyond}e": value})
         at_or_after |= same & Q(**{f"{field.attname}__{beyond}": value})
         same &= Q(**{field.attname: value})
-    return at_or_after
+    return at_or_after if bound is None else bound & at_or_after
 
 
 class ValidatedPageSize:

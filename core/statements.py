@@ -158,15 +158,16 @@ _INTEGER_TYPES = {
 
 
 class Insert:
-    """INSERT one instance of `model` (every concrete field but an auto primary key)
-    and set its primary key from RETURNING, as `save(force_insert=True)` does."""
+    """INSERT one instance of `model` (every concrete field but an auto primary key and
+    generated columns) and set its primary key from RETURNING, as
+    `save(force_insert=True)` does."""
 
     def __init__(self, model: type[models.Model]) -> None:
         self.model = model
         self.fields = [
             field
             for field in model._meta.concrete_fields
-            if not (field.primary_key and field.db_returning)
+            if not (field.primary_key and field.db_returning) and not field.generated
         ]
 
     def save(self, instance: models.Model) -> None:

@@ -5,7 +5,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Func, Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from .text import ONE_LINE_RULES, SKU_RULES, no_nul_characters, normalize_sku
@@ -29,6 +30,18 @@ class SkuKeyField(models.TextField):
         key = normalize_sku(model_instance.sku)
         setattr(model_instance, self.attname, key)
         return key
+
+
+class SearchText(Func):
+    """A product's SKU, name and description in one string: `sku || ' ' || name || ' ' ||
+    description`, what `?search=` looks in."""
+
+    template = "(%(expressions)s)"
+    arg_joiner = " || ' ' || "
+    output_field = models.TextField()
+
+    def __init__(self):
+        super().__init__(F("sku"), F("name"), F("description"))
 
 
 class Product(models.Model):
@@ -70,6 +83,13 @@ class Product(models.Model):
     event_sequence = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # What `?search=` matches, in upper case, kept by the database on every write (a
+    # stored generated column) and trigram-indexed on PostgreSQL (migration 0014): a
+    # search compares it as it is, rather than joining and upper-casing the three
+    # columns of every row it reads (half the time of a search that reads many rows).
+    search_text = models.GeneratedField(
+        expression=Upper(SearchText()), output_field=models.TextField(), db_persist=True
+    )
 
     class Meta:
         permissions = [

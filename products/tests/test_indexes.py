@@ -57,7 +57,7 @@ def test_sku_lookup_in_any_case_uses_the_unique_sku_key_index(big_catalogue):
 def test_search_over_sku_name_and_description_uses_one_trigram_index(big_catalogue):
     queryset = selectors.search(Product.objects.all(), ["uct 1234"])
 
-    assert "product_search_trgm" in plan(queryset)
+    assert "product_search_text_trgm" in plan(queryset)
     assert queryset.count() == 11
 
 
@@ -74,7 +74,7 @@ def test_a_search_for_one_full_sku_pages_through_the_trigram_index(big_catalogue
 
     assert [p["sku"] for p in response.json()["results"]] == ["SKU-012345"]
     assert f"LIMIT {pagination.WALK_ROWS})" in walked
-    assert "product_search_trgm" in page_plan
+    assert "product_search_text_trgm" in page_plan
 
 
 @pytest.mark.parametrize(
@@ -105,3 +105,28 @@ def test_substring_search_uses_a_trigram_index(big_catalogue):
 
     assert "product_name_trgm" in plan(queryset)
     assert queryset.count() == 11  # 1234 and 12340..12349
+
+
+@pytest.mark.parametrize(
+    ("ordering", "index"),
+    [(["id"], "products_product_pkey"), (["name", "id"], "product_name_order")],
+)
+def test_a_walk_from_a_row_enters_the_index_at_the_row(big_catalogue, ordering, index):
+    """The count of a page whose matches sit late in its order walks on from the page's
+    first row: the index scan must start there, not filter its way from the table's
+    first row."""
+    row = Product.objects.order_by(*ordering)[29_000]
+    rows = Product.objects.filter(pagination.from_row(row, ordering)).order_by(*ordering)
+
+    scans = list(nodes(json.loads(rows[:2000].explain(format="json"))[0]["Plan"]))
+    assert any(
+        scan.get("Index Name") == index and ">=" in scan.get("Index Cond", "") for scan in scans
+    )
+    assert rows.first() == row
+
+
+def nodes(plan: dict):
+    """A plan's nodes, depth first."""
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from nodes(child)
