@@ -96,6 +96,20 @@ def test_filters_and_search(api_client, catalogue, path, params, expected):
     assert skus(api_client.get(path, params)) == expected
 
 
+def test_search_follows_every_edit_of_sku_name_and_description(api_client, catalogue):
+    """What search looks in is stored (Product.search_text): the database keeps it in
+    step with every write, whichever way the product is changed."""
+    url = f"/api/products/{catalogue['tape'].pk}/"
+    edit = {"sku": "ROLL-7", "name": "Gaffer roll", "description": "matte black"}
+    assert api_client.patch(url, edit, format="json").status_code == 200
+    Product.objects.filter(sku="NUT-M8").update(description="with a nylon insert")
+
+    assert skus(api_client.get(LISTS[0], {"search": "packing"})) == []
+    assert skus(api_client.get(LISTS[0], {"search": "roll-7"})) == ["ROLL-7"]
+    assert skus(api_client.get(LISTS[0], {"search": "GAFFER matte"})) == ["ROLL-7"]
+    assert skus(api_client.get(LISTS[0], {"search": "nylon"})) == ["NUT-M8"]
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("true", ["BOLT-M8", "TAPE-50"]), ("false", ["FULL-1"])],
