@@ -4,8 +4,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core import pagination
 from products.models import Product
 
 from .conftest import make_product
@@ -108,6 +111,25 @@ def test_search_follows_every_edit_of_sku_name_and_description(api_client, catal
     assert skus(api_client.get(LISTS[0], {"search": "roll-7"})) == ["ROLL-7"]
     assert skus(api_client.get(LISTS[0], {"search": "GAFFER matte"})) == ["ROLL-7"]
     assert skus(api_client.get(LISTS[0], {"search": "nylon"})) == ["NUT-M8"]
+
+
+def test_a_search_whose_matches_sort_last_is_read_from_its_matches(api_client, monkeypatch):
+    """In every database: past a walk of the first rows in the page's order that finds
+    too few, a page in another order than the id's is read from its matches and sorted
+    (core.pagination.page_from_matches; SQLite needs a LIMIT before its OFFSET)."""
+    monkeypatch.setattr(pagination, "WALK_ROWS", 3)
+    for n in range(5):
+        make_product(sku=f"PLAIN-{n}", name=f"A plain part {n}")
+    for n in (2, 1, 3):
+        make_product(sku=f"TARGET-{n}", name=f"Z target {n}")
+    with CaptureQueriesContext(connection) as queries:
+        response = api_client.get(
+            LISTS[0], {"search": "target", "ordering": "name", "page_size": 2}
+        )
+
+    assert skus(response) == ["TARGET-1", "TARGET-2"]
+    assert (response.json()["count"], response.json()["count_is_exact"]) == (3, True)
+    assert any(" OFFSET 0) " in query["sql"] for query in queries)
 
 
 @pytest.mark.parametrize(
