@@ -44,6 +44,11 @@ WALK_ROWS = 2_000
 # When a page was found among those, its matches are common: its count reads up to this
 # many rows for COUNT_CAP + 1 matches (enough for a word in one product of 20).
 COMMON_WALK_ROWS = 20_000
+# A page the walk did not find is read from all its matches (`page_from_matches`) only
+# when walking its order's index to it would read more than this many rows, as the
+# matches among the walked rows predict: a deep page of a common word in name order is
+# an index walk of a few thousand rows, where reading and sorting every match is not.
+DENSE_WALK_ROWS = 20_000
 MAX_PAGE_SIZE = 500
 MAX_PAGE = 10**9
 # How every number in a URL is written (JSON Schema's `pattern` applies only to strings,
@@ -193,6 +198,8 @@ def page_from_matches(page: QuerySet) -> list | None:
     ordering, pk = page.query.order_by, page.model._meta.pk
     if not isinstance(ordering[0], str) or ordering[0].lstrip("-") in {"pk", pk.name, pk.attname}:
         return None
+    if walk_would_be_short(page):
+        return None
     matches = page.query.chain()
     matches.clear_ordering(force=True)
     matches.clear_limits()
@@ -210,6 +217,23 @@ def page_from_matches(page: QuerySet) -> list | None:
     if read is None:
         return None
     return list(page.model._base_manager.db_manager(page.db).raw(read, (*params, *rows_params)))
+
+
+def walk_would_be_short(page: QuerySet) -> bool:
+    """Whether the matches among the first WALK_ROWS rows in `page`'s order are common
+    (a page's worth at least: the page lies past the walk) and dense enough that
+    walking that order's index to the page's last row reads at most DENSE_WALK_ROWS
+    rows."""
+    unsliced = page._chain()
+    unsliced.query.clear_limits()
+    walked = walk(unsliced.values("pk"), WALK_ROWS, page.query.order_by)
+    if walked is None:
+        return False
+    with connections[page.db].cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM ({walked[0]}) walked_matches", walked[1])
+        found = cursor.fetchone()[0]
+    size = page.query.high_mark - page.query.low_mark
+    return found >= size and page.query.high_mark * WALK_ROWS <= found * DENSE_WALK_ROWS
 
 
 class CappedCountPaginator(Paginator):
