@@ -10,6 +10,7 @@ from functools import cache
 
 from django.conf import settings
 from django.core.signals import setting_changed
+from django.core.validators import RegexValidator
 from django.db import models
 from django.dispatch import receiver
 from django.utils import timezone
@@ -53,7 +54,15 @@ class StrictIntegerField(serializers.IntegerField):
 
 class StrictCharField(serializers.CharField):
     """A JSON string. Numbers are refused rather than turned into text, and the
-    length limit applies to the string as sent, before trimming."""
+    length limit and the patterns (the schema's `pattern`) apply to the string as
+    sent, before trimming: `"\u000bPO-1"` is refused, not trimmed to `PO-1`."""
+
+    def run_validation(self, data=serializers.empty):
+        if isinstance(data, str) and data:  # before DRF trims it, or takes "  " for blank
+            for validator in self.validators:
+                if isinstance(validator, RegexValidator):
+                    validator(data)
+        return super().run_validation(data)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

@@ -165,3 +165,21 @@ def test_services_refuse_bad_quantities_whoever_calls_them(product, quantity):
 def test_service_on_unknown_product_raises_does_not_exist(db):
     with pytest.raises(Product.DoesNotExist):
         services.decrement_stock(product_id=123456, quantity=1)
+
+
+@pytest.mark.parametrize("reference", ["\u000bPO-1", "PO-1\n", "\tPO-1", "PO-1\u2028", "   "])
+def test_a_reference_with_control_characters_at_its_ends_is_400_not_trimmed(api_client, reference):
+    """The schema's pattern applies to the string as sent (make fuzz found `"\\u000bG"`
+    accepted as `G`); plain spaces around a reference are still trimmed."""
+    product = make_product(stock_quantity=5)
+    url = stock_url(product.pk, "increment")
+
+    response = api_client.post(url, {"quantity": 1, "reference": reference}, format="json")
+
+    assert response.status_code == 400
+    assert "reference" in response.json()["errors"]
+    product.refresh_from_db()
+    assert product.stock_quantity == 5
+    ok = api_client.post(url, {"quantity": 1, "reference": "  PO-1  "}, format="json")
+    assert ok.status_code == 200
+    assert product.movements.latest("id").reference == "PO-1"
