@@ -144,15 +144,22 @@ def reservation_json(values: dict, username=None) -> dict:
     return shown
 
 
+def locked_product(cursor, product_id: int) -> dict | None:
+    """BEGIN, then the product's row locked (None, rolled back, when there is none)."""
+    cursor.execute("BEGIN")
+    cursor.execute(LOCK, (product_id,))
+    row = cursor.fetchone()
+    if row is None:
+        cursor.execute("ROLLBACK")
+        return None
+    return dict(zip(COLUMNS, row, strict=True))
+
+
 def decrement(conn, product_id: int, quantity: int):
     with conn.cursor() as cursor:
-        cursor.execute("BEGIN")
-        cursor.execute(LOCK, (product_id,))
-        row = cursor.fetchone()
-        if row is None:
-            cursor.execute("ROLLBACK")
+        product = locked_product(cursor, product_id)
+        if product is None:
             return 404, {"code": "not_found"}
-        product = dict(zip(COLUMNS, row, strict=True))
         before = product["stock_quantity"]
         if before < quantity:
             cursor.execute("ROLLBACK")
@@ -194,13 +201,9 @@ def decrement(conn, product_id: int, quantity: int):
 
 def reserve(conn, product_id: int, quantity: int, expires_in: int, reference: str = ""):
     with conn.cursor() as cursor:
-        cursor.execute("BEGIN")
-        cursor.execute(LOCK, (product_id,))
-        row = cursor.fetchone()
-        if row is None:
-            cursor.execute("ROLLBACK")
+        product = locked_product(cursor, product_id)
+        if product is None:
             return 404, {"code": "not_found"}
-        product = dict(zip(COLUMNS, row, strict=True))
         available = max(product["stock_quantity"] - product["reserved_quantity"], 0)
         if available < quantity:
             cursor.execute("ROLLBACK")
